@@ -1,0 +1,196 @@
+import CFuse3
+import Glibc
+import SystemPackage
+
+/// The libfuse low-level operations table.
+///
+/// Each entry is a non-capturing `@convention(c)` closure in a library file (closures in
+/// `main.swift` are MainActor-isolated and trap on libfuse's worker threads). Each wraps the raw
+/// request in a `Request`, which must be consumed by exactly one reply, calls one method of
+/// `UnionFileSystem`, and turns its result or `Errno` into that reply. No Swift error escapes.
+enum Bridge {
+    static func operations() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let fs = Unmanaged<UnionFileSystem>.fromOpaque(userdata).takeUnretainedValue()
+            Bridge.negotiate(conn, fs)
+        }
+        ops.lookup = { req, parent, name in
+            let r = Request(req!)
+            let fs = r.fileSystem
+            do throws(Errno) {
+                let st = try fs.lookup(parent: UInt64(parent), name: name!)
+                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
+            } catch { r.reply(error: error) }
+        }
+        ops.forget = { req, ino, count in
+            let r = Request(req!)
+            r.fileSystem.forget(UInt64(ino), count: count)
+            r.replyNone()
+        }
+        ops.forget_multi = { req, count, forgets in
+            let r = Request(req!)
+            let fs = r.fileSystem
+            if let forgets {
+                for i in 0..<count { fs.forget(UInt64(forgets[i].ino), count: forgets[i].nlookup) }
+            }
+            r.replyNone()
+        }
+        ops.getattr = { req, ino, _ in
+            let r = Request(req!)
+            let fs = r.fileSystem
+            do throws(Errno) {
+                let st = try fs.getattr(UInt64(ino))
+                r.reply(attributes: st, timeout: fs.options.timeout)
+            } catch { r.reply(error: error) }
+        }
+        ops.readlink = { req, ino in
+            let r = Request(req!)
+            do throws(Errno) {
+                let link = try r.fileSystem.readlink(UInt64(ino))
+                r.reply(link: link)
+            } catch { r.reply(error: error) }
+        }
+        ops.opendir = { req, ino, fi in
+            let r = Request(req!)
+            do throws(Errno) {
+                let handle = try r.fileSystem.opendir(UInt64(ino))
+                var info = fi!.pointee
+                info.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
+                r.reply(open: info)
+            } catch { r.reply(error: error) }
+        }
+        ops.readdir = { req, _, size, off, fi in
+            Bridge.readdir(Request(req!), size: size, offset: off, fi!.pointee.fh, plus: false)
+        }
+        ops.readdirplus = { req, _, size, off, fi in
+            Bridge.readdir(Request(req!), size: size, offset: off, fi!.pointee.fh, plus: true)
+        }
+        ops.releasedir = { req, _, fi in
+            let r = Request(req!)
+            Bridge.directoryHandle(fi!.pointee.fh).release()
+            r.replyOK()
+        }
+        ops.open = { req, ino, fi in
+            let r = Request(req!)
+            do throws(Errno) {
+                var info = fi!.pointee
+                let fd = try r.fileSystem.open(UInt64(ino), flags: info.flags)
+                info.fh = UInt64(fd)
+                info.keep_cache = 1
+                r.reply(open: info)
+            } catch { r.reply(error: error) }
+        }
+        ops.read = { req, _, size, off, fi in
+            let r = Request(req!)
+            r.reply(dataFrom: Int32(truncatingIfNeeded: fi!.pointee.fh), size: size, offset: Int64(off))
+        }
+        ops.release = { req, _, fi in
+            let r = Request(req!)
+            r.fileSystem.release(Int32(truncatingIfNeeded: fi!.pointee.fh))
+            r.replyOK()
+        }
+        ops.statfs = { req, ino in
+            let r = Request(req!)
+            do throws(Errno) {
+                let st = try r.fileSystem.statfs(UInt64(ino))
+                r.reply(statfs: st)
+            } catch { r.reply(error: error) }
+        }
+        ops.getxattr = { req, ino, name, size in
+            let r = Request(req!)
+            do throws(Errno) {
+                let answer = try r.fileSystem.getxattr(UInt64(ino), name: name!, size: size)
+                r.reply(xattr: answer)
+            } catch { r.reply(error: error) }
+        }
+        ops.listxattr = { req, ino, size in
+            let r = Request(req!)
+            do throws(Errno) {
+                let answer = try r.fileSystem.listxattr(UInt64(ino), size: size)
+                r.reply(xattr: answer)
+            } catch { r.reply(error: error) }
+        }
+        ops.access = { req, ino, mask in
+            let r = Request(req!)
+            let c = r.context
+            do throws(Errno) {
+                try r.fileSystem.access(UInt64(ino), mask: mask, uid: c.uid, gid: c.gid,
+                                        groups: Bridge.groups(r.raw))
+                r.replyOK()
+            } catch { r.reply(error: error) }
+        }
+        return ops
+    }
+
+    /// Asks the kernel for what makes the mount fast and what the semantics need.
+    static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, _ fs: UnionFileSystem) {
+        var want = conn.pointee.want
+        let capable = conn.pointee.capable
+        for cap in [FUSE_CAP_SPLICE_WRITE, FUSE_CAP_SPLICE_MOVE, FUSE_CAP_READDIRPLUS,
+                    FUSE_CAP_READDIRPLUS_AUTO, FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS] {
+            if capable & UInt32(cap) != 0 { want |= UInt32(cap) }
+        }
+        conn.pointee.want = want
+    }
+
+    static func directoryHandle(_ fh: UInt64) -> Unmanaged<DirectoryHandle> {
+        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fh))!)
+    }
+
+    /// Fills one readdir(plus) reply from the handle's snapshot, starting after `offset`.
+    static func readdir(_ r: consuming Request, size: Int, offset: off_t, _ fh: UInt64, plus: Bool) {
+        let handle = directoryHandle(fh).takeUnretainedValue()
+        let fs = r.fileSystem
+        guard offset >= 0 else { r.reply(error: .invalidArgument); return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
+        defer { buffer.deallocate() }
+        var used = 0
+        var index = Int(offset)
+        let entries = handle.entries
+        while index < entries.count {
+            let e = entries[index]
+            let next = off_t(index + 1)
+            let room = size - used
+            let dst = buffer.baseAddress!.advanced(by: used).assumingMemoryBound(to: CChar.self)
+            let added: Int = e.name.withCString { name in
+                if plus {
+                    // Measure first: a lookup counted for an entry that does not fit would leak.
+                    let need = fuse_add_direntry_plus(r.raw, nil, 0, name, nil, 0)
+                    if need > room { return need }
+                    var param = fuse_entry_param()
+                    if index >= 2, let st = try? fs.lookup(parent: handle.node, name: name) {
+                        param = fuse_entry_param(st, timeout: fs.options.timeout)
+                    } else {
+                        param.attr.st_ino = ino_t(e.ino)
+                        param.attr.st_mode = mode_t(e.type) << 12
+                    }
+                    return fuse_add_direntry_plus(r.raw, dst, room, name, &param, next)
+                } else {
+                    var st = stat()
+                    st.st_ino = ino_t(e.ino)
+                    st.st_mode = mode_t(e.type) << 12
+                    return fuse_add_direntry(r.raw, dst, room, name, &st, next)
+                }
+            }
+            if added > room { break }
+            used += added
+            index += 1
+        }
+        r.reply(buffer: UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+    }
+
+    /// The caller's supplementary groups.
+    static func groups(_ req: fuse_req_t) -> [gid_t] {
+        var list = [gid_t](repeating: 0, count: 64)
+        let n = fuse_req_getgroups(req, Int32(list.count), &list)
+        if n <= 0 { return [] }
+        if Int(n) > list.count {
+            list = [gid_t](repeating: 0, count: Int(n))
+            let m = fuse_req_getgroups(req, Int32(list.count), &list)
+            return Array(list.prefix(Int(max(0, min(m, n)))))
+        }
+        return Array(list.prefix(Int(n)))
+    }
+}

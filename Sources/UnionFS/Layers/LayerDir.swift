@@ -1,0 +1,117 @@
+import Glibc
+import SystemPackage
+
+/// An open directory inside one layer.
+///
+/// The only ways to make one are `openRoot` (a layer root named by the user, at set-up) and
+/// `openChild` (one component below another `LayerDir`, opened with `O_NOFOLLOW`). So a symlink
+/// inside a layer can never lead the daemon outside it: every path is walked one component at a
+/// time from a layer root, and no symlink is followed on the way.
+///
+/// The descriptor is `O_RDONLY | O_DIRECTORY` (not `O_PATH`) so that `fgetxattr` and `getdents64`
+/// work on it directly. It is closed when the last reference goes.
+public final class LayerDir: Sendable {
+    public let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+
+    deinit { Sys.close(fd) }
+
+    /// Opens a layer root given by path; symlinks in the user's own path are followed.
+    public static func openRoot(path: String) throws(Errno) -> LayerDir {
+        let fd = try Errno.lift {
+            try path.withCString { p in try Sys.openat(AT_FDCWD, p, O_RDONLY | O_DIRECTORY) }
+        }
+        return LayerDir(fd: fd)
+    }
+
+    /// Opens the directory `name` directly below this one, refusing symlinks (`ELOOP`/`ENOTDIR`).
+    @inlinable
+    public func openChild(_ name: UnsafePointer<CChar>) throws(Errno) -> LayerDir {
+        try LayerDir.adopt(Sys.openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
+    }
+
+    /// Opens `..` of this directory (used only to check that two layer roots do not nest).
+    func openParent() throws(Errno) -> LayerDir {
+        try LayerDir(fd: Sys.openat(fd, "..", O_RDONLY | O_DIRECTORY))
+    }
+
+    @usableFromInline
+    static func adopt(_ fd: Int32) -> LayerDir { LayerDir(fd: fd) }
+
+    /// `fstatat` of an entry in this directory, never following a symlink.
+    @inline(__always)
+    public func stat(_ name: UnsafePointer<CChar>) throws(Errno) -> Glibc.stat {
+        try Sys.fstatat(fd, name, AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// `fstat` of this directory itself.
+    public func stat() throws(Errno) -> Glibc.stat { try Sys.fstat(fd) }
+
+    /// Opens a non-directory entry of this directory; `O_NOFOLLOW` is always added.
+    @inline(__always)
+    public func openFile(_ name: UnsafePointer<CChar>, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
+        try Sys.openat(fd, name, flags | O_NOFOLLOW, mode)
+    }
+
+    /// Reads the target of the symlink `name` in this directory.
+    public func readlink(_ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+        var size = 256
+        while true {
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(fd, name, b) } }
+            if n < size { return Array(buf.prefix(n)) }
+            size *= 4
+            if size > Int(PATH_MAX) * 4 { throw .fileNameTooLong }
+        }
+    }
+
+    /// The value of the xattr `name` on this directory, or nil when it has none (`ENODATA`).
+    /// Reads at most `limit` bytes; a longer value reports `ERANGE` as nil-with-`tooLong`.
+    func xattrPrefix(_ name: UnsafePointer<CChar>, limit: Int) -> XattrProbe {
+        withUnsafeTemporaryAllocation(byteCount: limit, alignment: 1) { buf in
+            do {
+                let n = try Sys.fgetxattr(fd, name, buf)
+                return .value(Array(UnsafeRawBufferPointer(rebasing: buf.prefix(n))))
+            } catch .outOfRange {
+                return .tooLong
+            } catch {
+                return .absent
+            }
+        }
+    }
+}
+
+/// What reading a short xattr found.
+enum XattrProbe: Equatable {
+    case absent
+    case value([UInt8])
+    case tooLong
+}
+
+/// The path of a descriptor under `/proc/self/fd`, for the few calls (`lgetxattr` and friends
+/// on symlinks and `O_PATH` descriptors) that have no descriptor-relative form in glibc 2.36.
+@inline(__always)
+func withProcFDPath<R>(_ fd: Int32, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+    var buf = (Int64(0), Int64(0), Int64(0), Int64(0))  // 32 bytes
+    return try withUnsafeMutableBytes(of: &buf) { (raw) throws(Errno) -> R in
+        let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+        _ = snprintfFD(p, fd)
+        return try body(p)
+    }
+}
+
+/// Writes "/proc/self/fd/<fd>" into `p` (32 bytes) without Foundation or varargs.
+@inline(__always)
+private func snprintfFD(_ p: UnsafeMutablePointer<CChar>, _ fd: Int32) -> Int {
+    let prefix: StaticString = "/proc/self/fd/"
+    let n = prefix.utf8CodeUnitCount
+    UnsafeMutableRawPointer(p).copyMemory(from: prefix.utf8Start, byteCount: n)
+    var digits = [CChar](repeating: 0, count: 0)
+    var v = Int(fd)
+    repeat { digits.append(CChar(48 + v % 10)); v /= 10 } while v > 0
+    var i = n
+    for d in digits.reversed() { p[i] = d; i += 1 }
+    p[i] = 0
+    return i
+}

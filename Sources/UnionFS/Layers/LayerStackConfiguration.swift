@@ -1,0 +1,45 @@
+/// Which xattr namespace carries `overlay.opaque` and `overlay.whiteout`: `trusted` as the
+/// kernel does by default, `user` for rootless use (the kernel's `userxattr` option).
+public enum XattrNamespace: String, Sendable {
+    case trusted
+    case user
+
+    /// `"<ns>.overlay."`, the prefix of every private overlay xattr.
+    public var overlayPrefix: String { rawValue + ".overlay." }
+}
+
+/// What the user asked to merge, before anything is opened.
+public struct LayerStackConfiguration: Sendable, Equatable {
+    /// Lower layer directories, top first.
+    public var lowerdirs: [String]
+    /// The copy-on-write upper directory; nil gives a read-only stack.
+    public var upperdir: String?
+    /// The staging directory on the upper's filesystem; required with `upperdir`.
+    public var workdir: String?
+    /// Namespace of the overlay xattrs.
+    public var xattrNamespace: XattrNamespace = .trusted
+    /// Read `.wh.NAME` and `.wh..wh..opq` (the OCI/AUFS form) in lower layers.
+    public var ociWhiteouts: Bool = true
+
+    /// Most lower layers a stack may have. The kernel allows 500; each costs one descriptor.
+    public static let maximumLowerLayers = 2048
+
+    public init(lowerdirs: [String], upperdir: String? = nil, workdir: String? = nil,
+                xattrNamespace: XattrNamespace = .trusted, ociWhiteouts: Bool = true) {
+        self.lowerdirs = lowerdirs
+        self.upperdir = upperdir
+        self.workdir = workdir
+        self.xattrNamespace = xattrNamespace
+        self.ociWhiteouts = ociWhiteouts
+    }
+}
+
+/// A problem with what the user asked for, with a one-line message naming it.
+///
+/// The only error type in the library besides `Errno`: it exists at the boundary where user input
+/// is checked, so that messages can name the option or path at fault.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

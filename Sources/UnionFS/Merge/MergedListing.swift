@@ -1,0 +1,66 @@
+import Glibc
+import SystemPackage
+
+/// One entry of a merged directory listing.
+public struct MergedEntry: Sendable {
+    public let name: Name
+    /// `DT_*` type of the topmost occurrence.
+    public let type: UInt8
+    /// The inode number the mount reports for it (equal to its `st_ino`).
+    public let ino: UInt64
+}
+
+extension LayerStack {
+    /// The merged listing of a directory whose layers are `layers` (top first): the union of
+    /// names, first occurrence wins, whiteouts and the names they hide left out, the OCI markers
+    /// (`.wh.*`) of lower layers read and hidden. One `getdents64` pass per layer; an `fstatat`
+    /// only for character devices (whiteout check) and entries of unknown type.
+    ///
+    /// `.` and `..` are not included.
+    public func mergedListing(of layers: [DirLayer]) throws(Errno) -> [MergedEntry] {
+        var entries: [MergedEntry] = []
+        var seen = Set<Name>()
+        var hiddenBelow: [Name] = []
+        for dl in layers {
+            let isLower = !self.layers[dl.layer].isUpper
+            let oci = isLower && configuration.ociWhiteouts
+            let device = self.layers[dl.layer].device
+            hiddenBelow.removeAll(keepingCapacity: true)
+            try Sys.forEachEntry(in: dl.dir.fd) { (e) throws(Errno) in
+                if oci && e.name.count >= 4 && e.name[0] == 0x2e && e.name[1] == 0x77
+                    && e.name[2] == 0x68 && e.name[3] == 0x2e {
+                    // ".wh..wh..opq" only marks opacity (read at lookup); ".wh.X" hides X below.
+                    if e.name.count > 4 && !isOpaqueMarker(e.name) {
+                        hiddenBelow.append(Name(bytes: UnsafeRawBufferPointer(rebasing: e.name.dropFirst(4))))
+                    }
+                    return
+                }
+                let name = Name(bytes: e.name)
+                guard seen.insert(name).inserted else { return }
+                var type = e.type
+                var st: stat? = nil
+                if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_CHR) {
+                    let s = try dl.dir.stat(e.cName)
+                    st = s
+                    type = UInt8(truncatingIfNeeded: (s.st_mode & S_IFMT) >> 12)
+                    if s.st_mode & S_IFMT == S_IFCHR && s.st_rdev == 0 { return }
+                }
+                if isLower && dl.holdsXattrWhiteouts && type == UInt8(DT_REG) {
+                    let s: stat
+                    if let known = st { s = known } else { s = try dl.dir.stat(e.cName) }
+                    if s.st_size == 0 && isXattrWhiteout(e.cName, in: dl.dir) { return }
+                }
+                entries.append(MergedEntry(name: name, type: type,
+                                           ino: inodes.reported(FileID(device: device, inode: e.ino))))
+            }
+            for n in hiddenBelow { seen.insert(n) }
+        }
+        return entries
+    }
+
+    private func isOpaqueMarker(_ name: UnsafeRawBufferPointer) -> Bool {
+        let marker: StaticString = ".wh..wh..opq"
+        return name.count == marker.utf8CodeUnitCount
+            && memcmp(name.baseAddress!, marker.utf8Start, name.count) == 0
+    }
+}

@@ -1,0 +1,101 @@
+import Glibc
+import SystemPackage
+
+/// Settings of a mounted filesystem that are not about the layers.
+public struct FileSystemOptions: Sendable, Equatable {
+    /// How long the kernel may cache entries and attributes, in seconds.
+    public var timeout: Double = 1.0
+    /// Refuse every change with `EROFS`, even with an upper.
+    public var readOnly: Bool = false
+
+    public init(timeout: Double = 1.0, readOnly: Bool = false) {
+        self.timeout = timeout
+        self.readOnly = readOnly
+    }
+}
+
+/// The filesystem operations behind a mount, apart from the FUSE protocol.
+///
+/// Each method takes node ids and C strings as the kernel sends them, returns plain values and
+/// throws `Errno`; the bridge in `FUSE/` turns each into exactly one reply. Nothing here imports
+/// libfuse, so every operation can be tested without mounting.
+public final class UnionFileSystem: Sendable {
+    public let stack: LayerStack
+    public let options: FileSystemOptions
+    let nodes = NodeTable()
+    let root: Node
+
+    public init(stack: LayerStack, options: FileSystemOptions = FileSystemOptions()) throws(Errno) {
+        self.stack = stack
+        self.options = options
+        let view = UnionView(stack: stack)
+        root = Node(id: InodeNumbers.root, parent: nil, name: nil, entry: try view.root())
+        nodes.pin(root)
+    }
+
+    /// True when changes are refused with `EROFS`.
+    public var isReadOnly: Bool { options.readOnly || !stack.isWritable }
+
+    /// The node `id`, or `ENOENT` for an id the kernel should not be holding (stale or forged).
+    @inline(__always)
+    func node(_ id: UInt64) throws(Errno) -> Node {
+        guard let n = nodes.get(id) else { throw .noSuchFileOrDirectory }
+        return n
+    }
+
+    /// Number of nodes currently held for the kernel.
+    public var nodeCount: Int { nodes.count }
+
+    // MARK: - Lookup and attributes
+
+    /// Resolves `name` in the directory `parent` and counts one kernel lookup of the result.
+    public func lookup(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) -> stat {
+        let p = try node(parent)
+        let layers = try p.directoryLayers()
+        let n = strlen(name)
+        guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
+        var entry = try stack.resolve(name, in: layers)
+        let id = stack.inodes.reported(FileID(entry.stat))
+        entry.stat.st_ino = ino_t(id)
+        let childName = try Name(validating: name)
+        _ = nodes.reference(id) { Node(id: id, parent: p, name: childName, entry: entry) }
+        var st = entry.stat
+        if entry.layers.count > 1 { st.st_nlink = 1 }
+        return st
+    }
+
+    /// The kernel dropped `count` lookups of `id`.
+    public func forget(_ id: UInt64, count: UInt64) {
+        if id == InodeNumbers.root { return }
+        nodes.forget(id, count)
+    }
+
+    /// `lstat` of a node as the mount reports it.
+    public func getattr(_ id: UInt64) throws(Errno) -> stat {
+        let n = try node(id)
+        var st = try n.attributes()
+        if n.state.withLock({ $0.entry.layers.count }) > 1 { st.st_nlink = 1 }
+        return st
+    }
+
+    /// The target of a symlink.
+    public func readlink(_ id: UInt64) throws(Errno) -> [UInt8] {
+        try node(id).withTopEntry { (dir, name) throws(Errno) -> [UInt8] in
+            guard let name else { throw .invalidArgument }
+            return try dir.readlink(name)
+        }
+    }
+
+    /// Filesystem statistics of the top layer.
+    public func statfs(_ id: UInt64) throws(Errno) -> statvfs {
+        try Sys.fstatvfs(stack.layers[0].root.fd)
+    }
+
+    /// `access(2)` as the kernel would decide it for the caller.
+    public func access(_ id: UInt64, mask: Int32, uid: uid_t, gid: gid_t, groups: [gid_t]) throws(Errno) {
+        let st = try node(id).attributes()
+        if mask == F_OK { return }
+        if mask & W_OK != 0 && isReadOnly { throw .readOnlyFileSystem }
+        try Permissions.check(st, mask: mask, uid: uid, gid: gid, groups: groups)
+    }
+}

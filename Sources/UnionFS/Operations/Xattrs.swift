@@ -1,0 +1,73 @@
+import Glibc
+import SystemPackage
+
+/// An answer to getxattr/listxattr: either the size the caller asked for, or the bytes.
+public enum XattrAnswer: Equatable, Sendable {
+    case size(Int)
+    case data([UInt8])
+}
+
+extension UnionFileSystem {
+    /// `getxattr`; the private `<ns>.overlay.*` xattrs do not exist on the mount.
+    public func getxattr(_ id: UInt64, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
+        let len = strlen(name)
+        if stack.names.isPrivate(UnsafeRawBufferPointer(start: name, count: len)) { throw .noData }
+        return try withXattrPath(id) { (path) throws(Errno) -> XattrAnswer in
+            if size == 0 {
+                return .size(try Sys.pathGetxattr(path, name, UnsafeMutableRawBufferPointer(start: nil, count: 0)))
+            }
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pathGetxattr(path, name, b) } }
+            buf.removeLast(size - n)
+            return .data(buf)
+        }
+    }
+
+    /// `listxattr`, without the private `<ns>.overlay.*` names.
+    public func listxattr(_ id: UInt64, size: Int) throws(Errno) -> XattrAnswer {
+        let list = try withXattrPath(id) { (path) throws(Errno) -> [UInt8] in
+            while true {
+                let need = try Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))
+                if need == 0 { return [] }
+                var buf = [UInt8](repeating: 0, count: need)
+                let n: Int
+                do throws(Errno) {
+                    n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pathListxattr(path, b) } }
+                } catch .outOfRange {
+                    continue  // grew meanwhile
+                }
+                buf.removeLast(need - n)
+                return buf
+            }
+        }
+        let filtered = filterPrivate(list)
+        if size == 0 { return .size(filtered.count) }
+        guard filtered.count <= size else { throw .outOfRange }
+        return .data(filtered)
+    }
+
+    /// Drops the private overlay names from a NUL-separated xattr name list.
+    func filterPrivate(_ list: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(list.count)
+        var start = 0
+        for i in 0..<list.count where list[i] == 0 {
+            let keep = list.withUnsafeBytes { b in
+                !stack.names.isPrivate(UnsafeRawBufferPointer(rebasing: b[start..<i]))
+            }
+            if keep { out.append(contentsOf: list[start...i]) }
+            start = i + 1
+        }
+        return out
+    }
+
+    /// Runs `body` with a path that reaches the node's topmost entry itself (`/proc/self/fd/N` of
+    /// an `O_PATH` descriptor), so that xattr calls work on symlinks and special files too.
+    func withXattrPath<R>(_ id: UInt64, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+        try node(id).withTopEntry { (dir, name) throws(Errno) -> R in
+            let fd = try name.map { (n) throws(Errno) in try dir.openFile(n, O_PATH) } ?? dir.fd
+            defer { if name != nil { Sys.close(fd) } }
+            return try withProcFDPath(fd, body)
+        }
+    }
+}

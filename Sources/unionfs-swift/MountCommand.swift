@@ -1,0 +1,117 @@
+import ArgumentParser
+import Glibc
+import UnionFS
+
+/// Mounts the merged view: `unionfs-swift [-f] [-d] -o lowerdir=A:B,upperdir=U,workdir=W MOUNTPOINT`,
+/// or as mount.fuse3 calls it, `unionfs-swift SOURCE MOUNTPOINT -o OPTIONS`.
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount layers at MOUNTPOINT (the default command).",
+        discussion: """
+        Options (-o, comma-separated, repeatable):
+          lowerdir=DIR[:DIR...]  lower layers, top first; '\\:' is a colon in a path (required)
+          upperdir=DIR           copy-on-write upper layer (needs workdir); without it the mount is read-only
+          workdir=DIR            empty staging dir on the upper's filesystem, not inside it
+          userxattr              use user.overlay.* xattrs instead of trusted.overlay.* (rootless)
+          no_oci_whiteouts       do not read .wh.NAME / .wh..wh..opq in lowers (kernel-strict)
+          ro                     refuse every change, even with an upperdir
+          timeout=SECONDS        kernel entry/attribute cache time (default 1)
+          threads=N              request worker threads (default 8)
+          debug                  trace every FUSE request (as -d)
+          Generic mount options (allow_other, default_permissions, nodev, nosuid, noexec,
+          noatime, fsname=, subtype=, context=, ...) are passed to libfuse. Anything else is an error.
+        """
+    )
+
+    @Option(name: .short, help: ArgumentHelp("Mount options (see below).", valueName: "options"))
+    var o: [String] = []
+
+    @Flag(name: .short, help: "Stay in the foreground.")
+    var f = false
+
+    @Flag(name: .short, help: "Debug: stay in the foreground and trace every request.")
+    var d = false
+
+    @Flag(name: .short, help: "Serve requests on one thread.")
+    var s = false
+
+    @Argument(help: ArgumentHelp("[SOURCE] MOUNTPOINT (SOURCE, as mount(8) passes it, becomes fsname).",
+                                 valueName: "mountpoint"))
+    var arguments: [String] = []
+
+    func validate() throws {
+        guard (1...2).contains(arguments.count) else {
+            throw ValidationError(arguments.isEmpty ? "missing MOUNTPOINT" : "too many arguments: \(arguments.joined(separator: " "))")
+        }
+    }
+
+    func run() throws {
+        var options = try MountOptions.parse(o)
+        let mountpoint = arguments.last!
+        let source = arguments.count == 2 ? arguments[0] : nil
+        try MountPreflight.check(mountpoint: mountpoint)
+
+        let stack = try LayerStack(options.stack)
+        let fs: UnionFileSystem
+        do { fs = try UnionFileSystem(stack: stack, options: options.fileSystem) } catch {
+            throw ConfigurationError("cannot read the layer roots: \(error)")
+        }
+        options.addDefaultFuseOptions(source: source, isRoot: geteuid() == 0)
+        let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
+                                      fuseOptions: options.fuseOptions, debug: d || options.debug)
+        session.installSignalHandlers()
+        session.daemonize(foreground: f || d || options.debug)
+        let rc = session.run(threads: s ? 1 : options.threads)
+        if rc != 0 { throw ExitCode(1) }
+    }
+}
+
+/// Checks made before mounting, so each problem gets one clear line and nothing is mounted.
+enum MountPreflight {
+    static func check(mountpoint: String) throws(ConfigurationError) {
+        if access("/dev/fuse", R_OK | W_OK) != 0 {
+            throw ConfigurationError("/dev/fuse is missing or not accessible: load the fuse module (modprobe fuse)")
+        }
+        var st = stat()
+        if lstat(mountpoint, &st) != 0 {
+            let e = errno
+            if e == ENOTCONN {
+                throw ConfigurationError("mountpoint '\(mountpoint)' is a dead FUSE mount: unmount it first (fusermount3 -u)")
+            }
+            throw ConfigurationError("mountpoint '\(mountpoint)': \(String(cString: strerror(e)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw ConfigurationError("mountpoint '\(mountpoint)' is not a directory")
+        }
+        var parent = stat()
+        if lstat(mountpoint + "/..", &parent) == 0,
+           parent.st_dev != st.st_dev || parent.st_ino == st.st_ino {
+            throw ConfigurationError("mountpoint '\(mountpoint)' is busy: something is already mounted there")
+        }
+    }
+}
+
+extension MountOptions {
+    /// Adds what the mount needs unless the user said otherwise: the kernel checks permissions
+    /// (`default_permissions`), other users see the mount when root (`allow_other`), and
+    /// /proc/mounts names it `fuse.unionfs-swift` with the source as fsname.
+    mutating func addDefaultFuseOptions(source: String?, isRoot: Bool) {
+        func has(_ key: String) -> Bool {
+            fuseOptions.contains { $0 == key || $0.hasPrefix(key + "=") }
+        }
+        if !has("default_permissions") { fuseOptions.append("default_permissions") }
+        if isRoot && !has("allow_other") { fuseOptions.append("allow_other") }
+        if !has("fsname") { fuseOptions.append("fsname=" + escape(source ?? "unionfs-swift")) }
+        if !has("subtype") { fuseOptions.append("subtype=unionfs-swift") }
+    }
+
+    private func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if c == "\\" || c == "," { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}

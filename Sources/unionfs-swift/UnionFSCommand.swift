@@ -1,0 +1,49 @@
+import ArgumentParser
+import Glibc
+import UnionFS
+
+/// `unionfs-swift`: mount a union of layer directories, fuse-overlayfs compatible.
+@main
+struct UnionFSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unionfs-swift",
+        abstract: "Overlay union filesystem in user space (FUSE), compatible with kernel overlayfs.",
+        version: UnionFSVersion.string,
+        subcommands: [MountCommand.self],
+        defaultSubcommand: MountCommand.self
+    )
+
+    /// Parses and runs; every error is one line on stderr naming what is wrong.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ConfigurationError {
+            fail(error.message, code: 1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)  // --help and --version print and exit 0
+            }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            fail(message, code: code.rawValue)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        var line = "unionfs-swift: " + message
+        if line.hasSuffix(".") { line.removeLast() }
+        printError(line)
+        Glibc.exit(code)
+    }
+}
+
+enum UnionFSVersion {
+    static let string = "0.1.0"
+}
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
