@@ -1,32 +1,32 @@
-// Linux declarations the Swift Glibc module does not export: xattr calls, syscall numbers,
-// GNU open flags, renameat2 flags, fallocate modes. Header only; nothing extra is linked.
+// Linux declarations the Swift Glibc module does not export: xattr calls, GNU open flags,
+// renameat2 flags, SEEK_DATA/SEEK_HOLE, and a few GNU functions. Header only; nothing extra is
+// linked. _GNU_SOURCE is deliberately NOT defined: a module compiled with it clashes with the
+// Glibc module, so the GNU bits are declared here one by one (values from the kernel ABI).
 #ifndef UNIONFS_CLINUX_SHIM_H
 #define UNIONFS_CLINUX_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
-#include <fcntl.h>
-#include <stdio.h>
-#include <dirent.h>
-#include <unistd.h>
-#include <sys/syscall.h>
+#include <sys/types.h>
 #include <sys/xattr.h>
-#include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
-#include <sys/resource.h>
 #include <linux/fs.h>
-#include <linux/falloc.h>
 
-static const int unionfs_O_PATH = O_PATH;
-static const int unionfs_O_DIRECT = O_DIRECT;
-static const int unionfs_O_NOATIME = O_NOATIME;
-static const int unionfs_O_TMPFILE = O_TMPFILE;
-static const long unionfs_SYS_getdents64 = SYS_getdents64;
-static const long unionfs_SYS_renameat2 = SYS_renameat2;
-static const unsigned unionfs_RENAME_NOREPLACE = RENAME_NOREPLACE;
-static const unsigned unionfs_RENAME_EXCHANGE = RENAME_EXCHANGE;
-static const unsigned unionfs_RENAME_WHITEOUT = RENAME_WHITEOUT;
-static const unsigned long unionfs_FICLONE = FICLONE;
+static const int unionfs_O_PATH = 010000000;
+static const int unionfs_O_DIRECT = 040000;
+static const int unionfs_O_NOATIME = 01000000;
+static const int unionfs_SEEK_DATA = 3;
+static const int unionfs_SEEK_HOLE = 4;
+static const unsigned unionfs_RENAME_NOREPLACE = 1;
+static const unsigned unionfs_RENAME_EXCHANGE = 2;
+static const unsigned unionfs_RENAME_WHITEOUT = 4;
+static const int unionfs_FALLOC_FL_KEEP_SIZE = 1;
+
+extern ssize_t getdents64(int fd, void *buffer, size_t length);
+extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+extern int fallocate(int fd, int mode, off_t offset, off_t len);
+extern ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
+
+/// ioctl(dst, FICLONE, src): share the source's extents (reflink) where the filesystem can.
+static inline int unionfs_ficlone(int dst, int src) { return ioctl(dst, FICLONE, src); }
 
 static inline dev_t unionfs_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 #endif

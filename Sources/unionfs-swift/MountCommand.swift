@@ -16,6 +16,9 @@ struct MountCommand: ParsableCommand {
           userxattr              use user.overlay.* xattrs instead of trusted.overlay.* (rootless)
           no_oci_whiteouts       do not read .wh.NAME / .wh..wh..opq in lowers (kernel-strict)
           ro                     refuse every change, even with an upperdir
+          volatile               skip fsync of copied-up data (faster; a machine crash may lose it)
+          rename_exdev           answer EXDEV to renaming a directory with lower content, as the
+                                 kernel does without redirect_dir (default: copy the subtree up)
           timeout=SECONDS        kernel entry/attribute cache time (default 1)
           threads=N              request worker threads (default 8)
           debug                  trace every FUSE request (as -d)
@@ -60,6 +63,7 @@ struct MountCommand: ParsableCommand {
         options.addDefaultFuseOptions(source: source, isRoot: geteuid() == 0)
         let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
                                       fuseOptions: options.fuseOptions, debug: d || options.debug)
+        umask(0)  // modes arrive with the caller's umask applied; keep them exact
         session.installSignalHandlers()
         session.daemonize(foreground: f || d || options.debug)
         let rc = session.run(threads: s ? 1 : options.threads)

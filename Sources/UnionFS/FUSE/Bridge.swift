@@ -37,11 +37,16 @@ enum Bridge {
             }
             r.replyNone()
         }
-        ops.getattr = { req, ino, _ in
+        ops.getattr = { req, ino, fi in
             let r = Request(req!)
             let fs = r.fileSystem
             do throws(Errno) {
-                let st = try fs.getattr(UInt64(ino))
+                let st: stat
+                if let fi {
+                    st = try fs.getattr(UInt64(ino), openFile: Int32(truncatingIfNeeded: fi.pointee.fh))
+                } else {
+                    st = try fs.getattr(UInt64(ino))
+                }
                 r.reply(attributes: st, timeout: fs.options.timeout)
             } catch { r.reply(error: error) }
         }
@@ -121,6 +126,7 @@ enum Bridge {
                 r.replyOK()
             } catch { r.reply(error: error) }
         }
+        installWriteOperations(&ops)
         return ops
     }
 

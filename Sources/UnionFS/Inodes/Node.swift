@@ -14,6 +14,10 @@ import SystemPackage
 public final class Node: Sendable {
     public let id: UInt64
     let state: Mutex<State>
+    /// Held for the whole of this node's copy-up so that racing writers copy it once. Taken
+    /// before `state`, never while holding another node's `copyUpLock` except a parent's
+    /// (ancestors are copied first, top down, each under its own lock, released before the next).
+    let copyUpLock = Mutex<Void>(())
 
     struct State: @unchecked Sendable {
         /// The directory it was looked up in; nil only for the root.
@@ -27,6 +31,13 @@ public final class Node: Sendable {
         self.id = id
         state = Mutex(State(parent: parent, name: name, entry: entry))
     }
+
+    /// True when the topmost entry is in layer 0 of a writable stack (the upper).
+    func isInUpper(_ stack: LayerStack) -> Bool {
+        stack.isWritable && state.withLock { $0.entry.topLayer == 0 }
+    }
+
+    var parent: Node? { state.withLock { $0.parent } }
 
     /// A snapshot of where the node lives now.
     var location: (entry: ResolvedEntry, name: Name?) {

@@ -8,7 +8,7 @@ extension UnionFileSystem {
         let accessMode = flags & O_ACCMODE
         let wantsWrite = accessMode != O_RDONLY || flags & O_TRUNC != 0
         if wantsWrite && isReadOnly { throw .readOnlyFileSystem }
-        if wantsWrite { throw .readOnlyFileSystem }
+        if wantsWrite { return try openForWrite(id, flags: flags) }
         return try node(id).withTopEntry { (dir, name) throws(Errno) -> Int32 in
             guard let name else { throw .isDirectory }
             // Keep the caller's O_NONBLOCK/O_DIRECT/O_NOATIME; never create, never follow.

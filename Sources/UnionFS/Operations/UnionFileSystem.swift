@@ -7,10 +7,19 @@ public struct FileSystemOptions: Sendable, Equatable {
     public var timeout: Double = 1.0
     /// Refuse every change with `EROFS`, even with an upper.
     public var readOnly: Bool = false
+    /// Skip `fsync` of copied-up data before it lands (the kernel's `volatile`): faster, but a
+    /// crash of the machine (not of the daemon) may leave empty or partial files in the upper.
+    public var volatile: Bool = false
+    /// Answer `EXDEV` to renaming a directory with lower content, as the kernel does without
+    /// `redirect_dir`, instead of copying the subtree up.
+    public var renameDirectoriesEXDEV: Bool = false
 
-    public init(timeout: Double = 1.0, readOnly: Bool = false) {
+    public init(timeout: Double = 1.0, readOnly: Bool = false, volatile: Bool = false,
+                renameDirectoriesEXDEV: Bool = false) {
         self.timeout = timeout
         self.readOnly = readOnly
+        self.volatile = volatile
+        self.renameDirectoriesEXDEV = renameDirectoriesEXDEV
     }
 }
 
@@ -58,7 +67,22 @@ public final class UnionFileSystem: Sendable {
         let id = stack.inodes.reported(FileID(entry.stat))
         entry.stat.st_ino = ino_t(id)
         let childName = try Name(validating: name)
-        _ = nodes.reference(id) { Node(id: id, parent: p, name: childName, entry: entry) }
+        var made = false
+        let child = nodes.reference(id) {
+            made = true
+            return Node(id: id, parent: p, name: childName, entry: entry)
+        }
+        if !made {
+            // The kernel found this inode under this name now: remember it there, unless a
+            // copy-up that finished meanwhile already moved it higher in the stack.
+            child.state.withLock { s in
+                if entry.topLayer <= s.entry.topLayer {
+                    s.parent = p
+                    s.name = childName
+                    s.entry = entry
+                }
+            }
+        }
         var st = entry.stat
         if entry.layers.count > 1 { st.st_nlink = 1 }
         return st

@@ -70,6 +70,8 @@ public struct MountOptions: Sendable, Equatable {
         case "workdir": stack.workdir = try required()
         case "userxattr": try noValue(); stack.xattrNamespace = .user
         case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
+        case "volatile": try noValue(); fileSystem.volatile = true
+        case "rename_exdev": try noValue(); fileSystem.renameDirectoriesEXDEV = true
         case "ro": try noValue(); fileSystem.readOnly = true; fuseOptions.append("ro")
         case "timeout":
             guard let t = Double(try required()), t >= 0, t <= 86400 * 365 else {

@@ -258,6 +258,10 @@ extension Errno {
 public let O_PATH: Int32 = unionfs_O_PATH
 public let O_DIRECT: Int32 = unionfs_O_DIRECT
 public let O_NOATIME: Int32 = unionfs_O_NOATIME
+/// `AT_EMPTY_PATH` and the `utimensat` markers, also GNU-only in the Glibc module.
+public let AT_EMPTY_PATH: Int32 = 0x1000
+public let UTIME_NOW: Int = (1 << 30) - 1
+public let UTIME_OMIT: Int = (1 << 30) - 2
 
 extension Errno {
     /// Runs `body` through a standard-library `rethrows` API (whose closures here throw only
@@ -266,4 +270,18 @@ extension Errno {
     public static func lift<R>(_ body: () throws -> R) throws(Errno) -> R {
         do { return try body() } catch let e as Errno { throw e } catch { throw .ioError }
     }
+}
+
+extension Sys {
+    /// `fchmodat(2)` with `AT_SYMLINK_NOFOLLOW` (glibc changes the mode of anything but a symlink).
+    public static func fchmodat(_ dirfd: Int32, _ name: UnsafePointer<CChar>, _ mode: mode_t) throws(Errno) {
+        _ = try retrying { Glibc.fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW) }
+    }
+}
+
+extension Sys {
+    /// `renameat2` flags.
+    public static let renameNoReplace: UInt32 = unionfs_RENAME_NOREPLACE
+    public static let renameExchange: UInt32 = unionfs_RENAME_EXCHANGE
+    public static let renameWhiteout: UInt32 = unionfs_RENAME_WHITEOUT
 }

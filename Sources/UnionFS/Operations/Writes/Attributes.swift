@@ -1,0 +1,77 @@
+import Glibc
+import SystemPackage
+
+/// What a `setattr` changes; nil leaves a field alone. A time whose `tv_nsec` is `UTIME_NOW`
+/// means "now".
+public struct AttributeChanges: Sendable {
+    public var mode: mode_t?
+    public var uid: uid_t?
+    public var gid: gid_t?
+    public var size: Int64?
+    public var atime: timespec?
+    public var mtime: timespec?
+    public init() {}
+}
+
+extension UnionFileSystem {
+    /// `setattr`: chmod, chown, truncate, utimens. Copies the file up first (truncation to zero
+    /// copies no data). `fd` is the caller's open file, when the change came through one.
+    public func setattr(_ id: UInt64, _ c: AttributeChanges, fd: Int32?) throws(Errno) -> stat {
+        if isReadOnly { throw .readOnlyFileSystem }
+        let n = try node(id)
+        try copyUp(n, truncate: c.size == 0)
+        let (entry, name) = n.location
+        if let dir = entry.layers.first?.dir {
+            if let mode = c.mode { try Sys.fchmod(dir.fd, mode & 0o7777) }
+            if c.uid != nil || c.gid != nil {
+                try Sys.fchownat(dir.fd, "", c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_EMPTY_PATH)
+            }
+            if c.atime != nil || c.mtime != nil { try Sys.futimens(dir.fd, times(c)) }
+        } else {
+            guard let name else { throw .noSuchFileOrDirectory }
+            try name.withCString { (f) throws(Errno) in
+                let parent = entry.parentDir
+                if c.uid != nil || c.gid != nil {
+                    try Sys.fchownat(parent.fd, f, c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_SYMLINK_NOFOLLOW)
+                }
+                if let mode = c.mode { try Sys.fchmodat(parent.fd, f, mode & 0o7777) }
+                if let size = c.size {
+                    if let fd, (try? Sys.ftruncate(fd, size)) != nil {
+                    } else {
+                        let wfd = try parent.openFile(f, O_WRONLY | O_NONBLOCK)
+                        defer { Sys.close(wfd) }
+                        try Sys.ftruncate(wfd, size)
+                    }
+                }
+                if c.atime != nil || c.mtime != nil {
+                    try Sys.utimensat(parent.fd, f, times(c), AT_SYMLINK_NOFOLLOW)
+                }
+            }
+        }
+        return try getattr(id)
+    }
+
+    private func times(_ c: AttributeChanges) -> (timespec, timespec) {
+        let omit = timespec(tv_sec: 0, tv_nsec: UTIME_OMIT)
+        return (c.atime ?? omit, c.mtime ?? omit)
+    }
+
+    /// `setxattr`; the private overlay xattrs cannot be set through the mount.
+    public func setxattr(_ id: UInt64, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
+                         flags: Int32) throws(Errno) {
+        if isReadOnly { throw .readOnlyFileSystem }
+        if isOverlayXattr(name) { throw .notPermitted }
+        try copyUp(try node(id))
+        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathSetxattr(path, name, value, flags) }
+    }
+
+    /// `removexattr`.
+    public func removexattr(_ id: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
+        if isReadOnly { throw .readOnlyFileSystem }
+        if isOverlayXattr(name) { throw .noData }
+        // Nothing to copy up for an xattr that does not exist.
+        _ = try getxattr(id, name: name, size: 0)
+        try copyUp(try node(id))
+        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathRemovexattr(path, name) }
+    }
+}

@@ -1,0 +1,192 @@
+import Glibc
+import SystemPackage
+
+/// Who asks: new entries belong to the caller, as if it had made them itself.
+public struct Caller: Sendable {
+    public let uid: uid_t
+    public let gid: gid_t
+    public init(uid: uid_t, gid: gid_t) { self.uid = uid; self.gid = gid }
+}
+
+/// What to make in `create`-like operations.
+enum NewEntry {
+    case file(mode: mode_t, flags: Int32)
+    case node(mode: mode_t, rdev: dev_t)
+    case directory(mode: mode_t)
+    case symlink(target: UnsafePointer<CChar>)
+}
+
+extension UnionFileSystem {
+    /// `create`: makes and opens a regular file. Returns its attributes and the open descriptor.
+    public func create(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32,
+                       caller: Caller) throws(Errno) -> (stat, Int32) {
+        let fd = try make(.file(mode: mode, flags: flags), parent: parent, name: name, caller: caller)
+        do {
+            return (try lookup(parent: parent, name: name), fd!)
+        } catch {
+            Sys.close(fd!)
+            throw error
+        }
+    }
+
+    /// `mknod`: a FIFO, socket or device. `mknod c 0 0` (a whiteout) is refused with `EPERM`.
+    public func mknod(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, rdev: dev_t,
+                      caller: Caller) throws(Errno) -> stat {
+        if mode & S_IFMT == S_IFCHR && rdev == 0 { throw .notPermitted }
+        _ = try make(.node(mode: mode, rdev: rdev), parent: parent, name: name, caller: caller)
+        return try lookup(parent: parent, name: name)
+    }
+
+    /// `mkdir`. In a merged parent (or over a whiteout) the new directory is opaque, built in the
+    /// workdir and moved into place, so nothing of a lower directory of that name shows through.
+    public func mkdir(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t,
+                      caller: Caller) throws(Errno) -> stat {
+        _ = try make(.directory(mode: mode), parent: parent, name: name, caller: caller)
+        return try lookup(parent: parent, name: name)
+    }
+
+    /// `symlink`.
+    public func symlink(target: UnsafePointer<CChar>, parent: UInt64, name: UnsafePointer<CChar>,
+                        caller: Caller) throws(Errno) -> stat {
+        _ = try make(.symlink(target: target), parent: parent, name: name, caller: caller)
+        return try lookup(parent: parent, name: name)
+    }
+
+    /// `link`: a new name for an existing file. A lower file is copied up once first, and both
+    /// names then share the upper inode (and the node, so the kernel sees one inode).
+    public func link(_ id: UInt64, newParent: UInt64, newName: UnsafePointer<CChar>) throws(Errno) -> stat {
+        if isReadOnly { throw .readOnlyFileSystem }
+        let source = try node(id)
+        if source.state.withLock({ !$0.entry.layers.isEmpty }) { throw .notPermitted }
+        let p = try node(newParent)
+        let nameObj = try Name(validating: newName)
+        if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
+        try copyUp(source)
+        let upper = try upperDirectory(of: p)
+        let (entry, sourceName) = source.location
+        guard let sourceName else { throw .invalidArgument }
+        try sourceName.withCString { (s) throws(Errno) in
+            switch upperEntry(newName, in: upper) {
+            case .entry: throw .fileExists
+            case .whiteout:
+                let temp = Staging.temporaryName()
+                try temp.withCString { (t) throws(Errno) in
+                    try Sys.linkat(entry.parentDir.fd, s, stack.staging!.fd, t, 0)
+                    try replaceWhiteout(temp: t, name: newName, in: upper, isDirectory: false)
+                }
+            case .absent:
+                try Sys.linkat(entry.parentDir.fd, s, upper.fd, newName, 0)
+            }
+        }
+        _ = nameObj
+        return try lookup(parent: newParent, name: newName)
+    }
+
+    /// Makes a new entry `name` in the directory `parent`. Where the upper holds a whiteout under
+    /// that name, or a directory must be opaque, the entry is built in the workdir and renamed
+    /// into place in one step; otherwise it is made in the upper directly.
+    func make(_ what: NewEntry, parent: UInt64, name: UnsafePointer<CChar>,
+              caller: Caller) throws(Errno) -> Int32? {
+        if isReadOnly { throw .readOnlyFileSystem }
+        let p = try node(parent)
+        _ = try Name(validating: name)
+        if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }
+        let upper = try upperDirectory(of: p)
+        let parentStat = try upper.stat()
+        let layers = try p.directoryLayers()
+        // A new directory in a merged parent is opaque (the kernel does the same), so that a
+        // lower directory of this name, now or later, never merges into it.
+        var opaque = false
+        if case .directory = what { opaque = layers.count > 1 }
+        let gid = parentStat.st_mode & S_ISGID != 0 ? parentStat.st_gid : caller.gid
+        let inherit: mode_t = parentStat.st_mode & S_ISGID != 0 ? S_ISGID : 0
+        switch upperEntry(name, in: upper) {
+        case .entry:
+            throw .fileExists
+        case .whiteout:
+            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: opaque) { (temp, isDir) throws(Errno) in
+                try replaceWhiteout(temp: temp, name: name, in: upper, isDirectory: isDir)
+            }
+        case .absent where opaque:
+            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: true) { (temp, _) throws(Errno) in
+                try Sys.renameat2(stack.staging!.fd, temp, upper.fd, name, Sys.renameNoReplace)
+            }
+        case .absent:
+            return try makeEntry(what, in: upper, name: name, uid: caller.uid, gid: gid, setgid: inherit)
+        }
+    }
+
+    /// Builds the entry in the staging directory, calls `land` to move it, cleans up on failure.
+    private func build(_ what: NewEntry, caller: Caller, gid: gid_t, setgid: mode_t, opaque: Bool,
+                       land: (UnsafePointer<CChar>, Bool) throws(Errno) -> Void) throws(Errno) -> Int32? {
+        let staging = stack.staging!
+        let temp = Staging.temporaryName()
+        return try temp.withCString { (t) throws(Errno) -> Int32? in
+            var fd: Int32? = nil
+            do throws(Errno) {
+                fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
+                if opaque {
+                    let dir = try staging.openChild(t)
+                    try stack.names.opaque.withUnsafeBufferPointer { (n) throws(Errno) in
+                        try Sys.fsetxattr(dir.fd, n.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
+                    }
+                }
+                var isDir = false
+                if case .directory = what { isDir = true }
+                try land(t, isDir)
+                return fd
+            } catch {
+                if let fd { Sys.close(fd) }
+                try? Staging.removeTree(in: staging, t)
+                throw error
+            }
+        }
+    }
+
+    /// Makes one entry owned by uid/gid; returns the descriptor for a file.
+    private func makeEntry(_ what: NewEntry, in dir: LayerDir, name: UnsafePointer<CChar>,
+                           uid: uid_t, gid: gid_t, setgid: mode_t) throws(Errno) -> Int32? {
+        switch what {
+        case .file(let mode, let flags):
+            let keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_SYNC | O_DSYNC | O_NOATIME
+            var f = flags & keep
+            if f & O_ACCMODE == O_WRONLY { f = (f & ~O_ACCMODE) | O_RDWR }  // writeback cache reads too
+            let fd = try dir.openFile(name, f | O_CREAT | O_EXCL, mode & 0o7777)
+            do {
+                try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+                if mode & 0o7000 != 0 { try Sys.fchmod(fd, mode & 0o7777) }  // chown cleared them
+            } catch {
+                Sys.close(fd)
+                try? Sys.unlinkat(dir.fd, name, 0)
+                throw error
+            }
+            return fd
+        case .node(let mode, let rdev):
+            try Sys.mknodat(dir.fd, name, mode, rdev)
+            try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+            if mode & 0o7000 != 0 { try Sys.fchmodat(dir.fd, name, mode & 0o7777) }
+        case .directory(let mode):
+            try Sys.mkdirat(dir.fd, name, mode & 0o7777)
+            try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+            if (mode | setgid) & 0o7000 != 0 { try Sys.fchmodat(dir.fd, name, (mode | setgid) & 0o7777) }
+        case .symlink(let target):
+            try Sys.symlinkat(target, dir.fd, name)
+            try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+        }
+        return nil
+    }
+
+    /// Moves the staging entry `temp` over the whiteout `name` in `upper` in one step. A
+    /// directory cannot be renamed over a non-directory, so it is exchanged with the whiteout,
+    /// which then goes from the workdir.
+    func replaceWhiteout(temp: UnsafePointer<CChar>, name: UnsafePointer<CChar>, in upper: LayerDir,
+                         isDirectory: Bool) throws(Errno) {
+        let staging = stack.staging!
+        if isDirectory {
+            try Sys.renameat2(staging.fd, temp, upper.fd, name, Sys.renameExchange)
+            try? Sys.unlinkat(staging.fd, temp, 0)
+        } else {
+            try Sys.renameat2(staging.fd, temp, upper.fd, name, 0)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Glibc
+import SystemPackage
+
+extension UnionFileSystem {
+    /// Opens a file for writing: a regular file is copied up first (with `O_TRUNC`, without its
+    /// data); FIFOs and devices are opened where they are, never copied up on open.
+    func openForWrite(_ id: UInt64, flags: Int32) throws(Errno) -> Int32 {
+        let n = try node(id)
+        let (entry, _) = n.location
+        if entry.isDirectory { throw .isDirectory }
+        if entry.stat.st_mode & S_IFMT == S_IFREG {
+            try copyUp(n, truncate: flags & O_TRUNC != 0)
+        }
+        return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
+            guard let name else { throw .isDirectory }
+            let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
+            return try dir.openFile(name, flags & keep)
+        }
+    }
+
+    /// `write` of a buffer at `offset`.
+    public func write(_ fd: Int32, _ data: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        try Sys.pwrite(fd, data, offset)
+    }
+
+    /// `flush` (each `close` of a descriptor): closing a duplicate reports delayed write errors
+    /// the way the filesystem below would.
+    public func flush(_ fd: Int32) throws(Errno) {
+        let d = try Sys.dup(fd)
+        if Glibc.close(d) != 0 && errno != EINTR { throw Errno.current }
+    }
+
+    /// `fsync`.
+    public func fsync(_ fd: Int32, dataOnly: Bool) throws(Errno) {
+        if dataOnly { try Sys.fdatasync(fd) } else { try Sys.fsync(fd) }
+    }
+
+    /// `fsyncdir`: a directory's upper part, if it has one, is made durable.
+    public func fsyncdir(_ id: UInt64) throws(Errno) {
+        let layers = try node(id).directoryLayers()
+        if stack.isWritable, layers[0].layer == 0 { try Sys.fsync(layers[0].dir.fd) }
+    }
+
+    /// `fallocate`.
+    public func fallocate(_ fd: Int32, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
+        try Sys.fallocate(fd, mode, offset, length)
+    }
+
+    /// `copy_file_range` between two open files of the mount.
+    public func copyFileRange(from fdIn: Int32, at offIn: Int64, to fdOut: Int32, at offOut: Int64,
+                              count: Int) throws(Errno) -> Int {
+        var i = offIn, o = offOut
+        return try Sys.copyFileRange(fdIn, &i, fdOut, &o, count)
+    }
+
+    /// `lseek`, for `SEEK_DATA` and `SEEK_HOLE`.
+    public func lseek(_ fd: Int32, offset: Int64, whence: Int32) throws(Errno) -> Int64 {
+        try Sys.lseek(fd, offset, whence)
+    }
+
+    /// `fstat` of an open regular file, which keeps working after its last name is gone
+    /// (nlink 0); other nodes are answered as `getattr` without a file.
+    public func getattr(_ id: UInt64, openFile fd: Int32) throws(Errno) -> stat {
+        let n = try node(id)
+        if n.state.withLock({ !$0.entry.layers.isEmpty }) { return try getattr(id) }
+        var st = try Sys.fstat(fd)
+        st.st_ino = ino_t(id)
+        return st
+    }
+}

@@ -1,0 +1,192 @@
+import Glibc
+import SystemPackage
+
+extension UnionFileSystem {
+    /// `rename` with `RENAME_NOREPLACE` or `RENAME_EXCHANGE` (other flags: `EINVAL`).
+    ///
+    /// The source is first made to live entirely in the upper (a file is copied up; a directory
+    /// with lower content is copied up whole as an opaque pure-upper directory, see
+    /// `moveEntirelyToUpper`), then one `renameat2` in the upper moves it, leaving a whiteout at
+    /// the old name (`RENAME_WHITEOUT`) when a lower layer still shows that name.
+    public func rename(parent: UInt64, name: UnsafePointer<CChar>, newParent: UInt64,
+                       newName: UnsafePointer<CChar>, flags: UInt32) throws(Errno) {
+        if isReadOnly { throw .readOnlyFileSystem }
+        let known = Sys.renameNoReplace | Sys.renameExchange
+        guard flags & ~known == 0, flags != known else { throw .invalidArgument }
+        let exchange = flags & Sys.renameExchange != 0
+        let p = try node(parent), q = try node(newParent)
+        let srcName = try Name(validating: name), dstName = try Name(validating: newName)
+        let src = try stack.resolve(name, in: p.directoryLayers())
+        let dst = try? stack.resolve(newName, in: q.directoryLayers())
+        if flags & Sys.renameNoReplace != 0 && dst != nil { throw .fileExists }
+        if exchange && dst == nil { throw .noSuchFileOrDirectory }
+        let srcID = stack.inodes.reported(FileID(src.stat))
+        if !exchange, let dst {
+            if srcID == stack.inodes.reported(FileID(dst.stat)) { return }  // same file: nothing to do
+            if src.isDirectory && !dst.isDirectory { throw .notDirectory }
+            if !src.isDirectory && dst.isDirectory { throw .isDirectory }
+            if dst.isDirectory {
+                let listing = try stack.mergedListing(of: dst.layers)
+                if !listing.isEmpty { throw .directoryNotEmpty }
+            }
+        }
+        let upperP = try upperDirectory(of: p), upperQ = try upperDirectory(of: q)
+        let srcNode = nodeOrDetached(srcID, parent: p, name: srcName, entry: src)
+        try moveEntirelyToUpper(srcNode)
+        var dstNode: Node? = nil
+        if exchange, let dst {
+            let n = nodeOrDetached(stack.inodes.reported(FileID(dst.stat)), parent: q, name: dstName, entry: dst)
+            try moveEntirelyToUpper(n)
+            dstNode = n
+        }
+        // A directory arriving where a lower layer shows the same name must not merge with it.
+        let qLayers = try q.directoryLayers(), pLayers = try p.directoryLayers()
+        if src.isDirectory && lowerShows(newName, in: qLayers) { try makeOpaque(srcNode) }
+        if let dstNode, dst?.isDirectory == true, lowerShows(name, in: pLayers) {
+            try makeOpaque(dstNode)
+        }
+
+        if exchange {
+            try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
+        } else {
+            let leaveWhiteout = lowerShows(name, in: try p.directoryLayers())
+            switch upperEntry(newName, in: upperQ) {
+            case .entry(let st) where st.st_mode & S_IFMT == S_IFDIR:
+                // The old target may hold whiteouts, which the filesystem counts as entries:
+                // exchange, then dispose of the old target at the source name.
+                try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
+                if leaveWhiteout {
+                    try whiteOut(name, in: upperP, current: .entry(st))
+                } else {
+                    try removeUpper(name, in: upperP, isDirectory: true)
+                }
+            case .whiteout where src.isDirectory:
+                // A directory cannot replace a non-directory: exchange with the whiteout, which
+                // is then exactly the whiteout the source name needs, or goes.
+                try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
+                if !leaveWhiteout { try Sys.unlinkat(upperP.fd, name, 0) }
+            default:
+                try moveLeavingWhiteout(upperP, name, upperQ, newName, whiteout: leaveWhiteout)
+            }
+        }
+        relocate(srcNode, to: q, name: dstName, upperParent: upperQ)
+        if let dstNode { relocate(dstNode, to: p, name: srcName, upperParent: upperP) }
+    }
+
+    /// `renameat2` that leaves a whiteout at the source when asked. Where the filesystem lacks
+    /// `RENAME_WHITEOUT`, the whiteout is made right after the move.
+    private func moveLeavingWhiteout(_ from: LayerDir, _ name: UnsafePointer<CChar>, _ to: LayerDir,
+                                     _ newName: UnsafePointer<CChar>, whiteout: Bool) throws(Errno) {
+        guard whiteout else {
+            try Sys.renameat2(from.fd, name, to.fd, newName, 0)
+            return
+        }
+        do {
+            try Sys.renameat2(from.fd, name, to.fd, newName, Sys.renameWhiteout)
+        } catch .invalidArgument {
+            try Sys.renameat2(from.fd, name, to.fd, newName, 0)
+            try Sys.mknodat(from.fd, name, S_IFCHR, 0)
+        }
+    }
+
+    /// Points a moved node at its new place in the upper.
+    private func relocate(_ n: Node, to parent: Node, name: Name, upperParent: LayerDir) {
+        n.state.withLock { s in
+            s.parent = parent
+            s.name = name
+            s.entry.parentDir = upperParent
+            s.entry.topLayer = 0
+        }
+    }
+
+    /// Sets the opaque marker on a directory node's upper directory.
+    func makeOpaque(_ n: Node) throws(Errno) {
+        let layers = try n.directoryLayers()
+        guard layers[0].layer == 0 else { throw .ioError }
+        try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
+            try Sys.fsetxattr(layers[0].dir.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
+        }
+    }
+
+    /// Makes a node live entirely in the upper: a file is copied up; a directory with lower
+    /// content is copied up whole, its merged view built in the workdir as an opaque pure-upper
+    /// directory and swapped into its place in one step (no `redirect` xattr, so the upper still
+    /// mounts under the kernel). Nodes the kernel holds below it are repointed at the copies.
+    func moveEntirelyToUpper(_ n: Node) throws(Errno) {
+        let (entry, _) = n.location
+        guard entry.isDirectory else { try copyUp(n); return }
+        guard entry.layers.contains(where: { $0.layer != 0 }) else { return }
+        if options.renameDirectoriesEXDEV { throw .improperLink }
+        guard let parent = n.parent else { throw .resourceBusy }
+        let upperParent = try upperDirectory(of: parent)
+        try n.copyUpLock.withLock { (_) throws(Errno) in
+            let (entry, name) = n.location
+            guard let name, entry.layers.contains(where: { $0.layer != 0 }) else { return }
+            let staging = stack.staging!
+            let temp = Staging.temporaryName()
+            var copies: [(UInt64, ResolvedEntry)] = []
+            let parentBefore = try upperParent.stat()
+            let top: LayerDir
+            do throws(Errno) {
+                top = try temp.withCString { (t) throws(Errno) -> LayerDir in
+                    try name.withCString { (src) throws(Errno) -> LayerDir in
+                        try copyTree(entry, name: src, in: staging, at: t, copies: &copies)
+                    }
+                }
+                try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
+                    try Sys.fsetxattr(top.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
+                }
+                try temp.withCString { (t) throws(Errno) in
+                    try name.withCString { (dst) throws(Errno) in
+                        if case .entry = upperEntry(dst, in: upperParent) {
+                            try Sys.renameat2(staging.fd, t, upperParent.fd, dst, Sys.renameExchange)
+                            try? Staging.removeTree(in: staging, t)
+                        } else {
+                            try Sys.renameat2(staging.fd, t, upperParent.fd, dst, Sys.renameNoReplace)
+                        }
+                    }
+                }
+            } catch {
+                try? temp.withCString { (t) throws(Errno) in try Staging.removeTree(in: staging, t) }
+                throw error
+            }
+            try? Sys.futimens(upperParent.fd, (parentBefore.st_atim, parentBefore.st_mtim))
+            let st = try top.stat()
+            stack.inodes.recordCopyUp(FileID(st), reports: n.id)
+            n.state.withLock { s in
+                s.entry = ResolvedEntry(stat: st, topLayer: 0, parentDir: upperParent,
+                                        layers: [DirLayer(layer: 0, dir: top, holdsXattrWhiteouts: false)])
+            }
+            for (id, copy) in copies {
+                stack.inodes.recordCopyUp(FileID(copy.stat), reports: id)
+                nodes.get(id)?.state.withLock { $0.entry = copy }
+            }
+        }
+    }
+
+    /// Copies the merged directory `entry` (named `name` in its parent) to `temp` in `target`,
+    /// recursively, and records for every entry below it the inode number it reported and its
+    /// new place.
+    private func copyTree(_ entry: ResolvedEntry, name: UnsafePointer<CChar>, in target: LayerDir,
+                          at temp: UnsafePointer<CChar>, copies: inout [(UInt64, ResolvedEntry)]) throws(Errno) -> LayerDir {
+        let engine = copier
+        try engine.build(entry.stat, from: entry, name: name, in: target, at: temp, truncate: false)
+        let dir = try target.openChild(temp)
+        for child in try stack.mergedListing(of: entry.layers) {
+            try child.name.withCString { (c) throws(Errno) in
+                let ce = try stack.resolve(c, in: entry.layers)
+                let id = stack.inodes.reported(FileID(ce.stat))
+                if ce.isDirectory {
+                    let sub = try copyTree(ce, name: c, in: dir, at: c, copies: &copies)
+                    copies.append((id, ResolvedEntry(stat: try sub.stat(), topLayer: 0, parentDir: dir,
+                                                     layers: [DirLayer(layer: 0, dir: sub, holdsXattrWhiteouts: false)])))
+                } else {
+                    try engine.build(ce.stat, from: ce, name: c, in: dir, at: c, truncate: false)
+                    copies.append((id, ResolvedEntry(stat: try dir.stat(c), topLayer: 0, parentDir: dir, layers: [])))
+                }
+            }
+        }
+        try? Sys.futimens(dir.fd, (entry.stat.st_atim, entry.stat.st_mtim))
+        return dir
+    }
+}
