@@ -19,7 +19,7 @@ struct MountCommand: ParsableCommand {
           volatile               skip fsync of copied-up data (faster; a machine crash may lose it)
           rename_exdev           answer EXDEV to renaming a directory with lower content, as the
                                  kernel does without redirect_dir (default: copy the subtree up)
-          timeout=SECONDS        kernel entry/attribute cache time (default 1)
+          timeout=SECONDS        kernel entry/attribute cache time (default 86400)
           threads=N              request worker threads (default 8)
           debug                  trace every FUSE request (as -d)
           Generic mount options (allow_other, default_permissions, nodev, nosuid, noexec,
@@ -106,16 +106,7 @@ extension MountOptions {
         }
         if !has("default_permissions") { fuseOptions.append("default_permissions") }
         if isRoot && !has("allow_other") { fuseOptions.append("allow_other") }
-        if !has("fsname") { fuseOptions.append("fsname=" + escape(source ?? "unionfs-swift")) }
+        if !has("fsname") { fuseOptions.append("fsname=" + (source ?? "unionfs-swift")) }
         if !has("subtype") { fuseOptions.append("subtype=unionfs-swift") }
-    }
-
-    private func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            if c == "\\" || c == "," { out.append("\\") }
-            out.append(c)
-        }
-        return out
     }
 }

@@ -22,6 +22,12 @@ enum Bridge {
             do throws(Errno) {
                 let st = try fs.lookup(parent: UInt64(parent), name: name!)
                 r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
+            } catch .noSuchFileOrDirectory {
+                // A negative entry (node id 0) the kernel may cache: names appear only through
+                // this mount, and the kernel drops the negative entry when it creates one.
+                var negative = fuse_entry_param()
+                negative.entry_timeout = fs.options.timeout
+                r.reply(entry: negative)
             } catch { r.reply(error: error) }
         }
         ops.forget = { req, ino, count in
@@ -63,6 +69,11 @@ enum Bridge {
                 let handle = try r.fileSystem.opendir(UInt64(ino))
                 var info = fi!.pointee
                 info.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
+                // Let the kernel keep the listing in its page cache: every change to a directory
+                // goes through this mount, and the kernel drops its cached listing itself when
+                // it creates, removes or renames an entry there.
+                info.cache_readdir = 1
+                info.keep_cache = 1
                 r.reply(open: info)
             } catch { r.reply(error: error) }
         }

@@ -7,7 +7,7 @@ import SystemPackage
 /// Life cycle: `init` creates the session and mounts (so the mount is ready when it returns),
 /// `run` serves requests on libfuse's multi-threaded loop until the mount goes away (unmount or
 /// a signal), and `deinit` unmounts and frees everything.
-public final class FuseSession {
+public final class FuseSession: @unchecked Sendable {
     public let fileSystem: UnionFileSystem
     public let mountpoint: String
     private let session: OpaquePointer
@@ -22,7 +22,9 @@ public final class FuseSession {
         var ops = Bridge.operations()
         var argv: [String] = ["unionfs-swift"]
         if debug { argv.append("-d") }
-        if !fuseOptions.isEmpty { argv += ["-o", fuseOptions.joined(separator: ",")] }
+        // libfuse splits -o at commas; a comma inside a value (fsname, an SELinux context) is
+        // escaped with a backslash, as are backslashes themselves.
+        if !fuseOptions.isEmpty { argv += ["-o", fuseOptions.map(Self.escape).joined(separator: ",")] }
         var cArgs = argv.map { strdup($0) }
         let userdata = Unmanaged.passUnretained(fileSystem).toOpaque()
         let se: OpaquePointer? = cArgs.withUnsafeMutableBufferPointer { p in
@@ -38,6 +40,15 @@ public final class FuseSession {
             mounted = false
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
+    }
+
+    static func escape(_ option: String) -> String {
+        var out = ""
+        for c in option {
+            if c == "\\" || c == "," { out.append("\\") }
+            out.append(c)
+        }
+        return out
     }
 
     /// Installs libfuse's handlers so SIGINT/SIGTERM/SIGHUP end the loop and unmount cleanly.
@@ -62,6 +73,15 @@ public final class FuseSession {
 
     /// Asks the loop to stop (it returns once the current requests are done).
     public func exit() { fuse_session_exit(session) }
+
+    /// Stops the loop and unmounts now: the kernel ends the connection, so the workers blocked
+    /// reading requests return and `run` comes back. Safe to call from another thread.
+    public func unmountNow() {
+        guard mounted else { return }
+        mounted = false
+        fuse_session_exit(session)
+        fuse_session_unmount(session)
+    }
 
     deinit {
         if signalsInstalled { fuse_remove_signal_handlers(session) }

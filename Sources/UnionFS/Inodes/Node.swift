@@ -25,6 +25,9 @@ public final class Node: Sendable {
         /// Its name in `parent`; nil only for the root.
         var name: Name?
         var entry: ResolvedEntry
+        /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
+        /// kernel asks for `security.capability` before every write). Cleared by setxattr.
+        var hasNoXattrs = false
     }
 
     init(id: UInt64, parent: Node?, name: Name?, entry: ResolvedEntry) {

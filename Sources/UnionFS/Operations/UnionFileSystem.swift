@@ -3,8 +3,10 @@ import SystemPackage
 
 /// Settings of a mounted filesystem that are not about the layers.
 public struct FileSystemOptions: Sendable, Equatable {
-    /// How long the kernel may cache entries and attributes, in seconds.
-    public var timeout: Double = 1.0
+    /// How long the kernel may cache entries, attributes and negative lookups, in seconds. Long
+    /// is safe: every change goes through the mount, and the kernel updates what it cached for
+    /// each change it makes.
+    public var timeout: Double = 86400
     /// Refuse every change with `EROFS`, even with an upper.
     public var readOnly: Bool = false
     /// Skip `fsync` of copied-up data before it lands (the kernel's `volatile`): faster, but a
@@ -14,7 +16,17 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// `redirect_dir`, instead of copying the subtree up.
     public var renameDirectoriesEXDEV: Bool = false
 
-    public init(timeout: Double = 1.0, readOnly: Bool = false, volatile: Bool = false,
+    /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).
+    public var idMapping = IDMapping()
+    /// Report nlink 1 for every directory.
+    public var staticDirectoryNlink = false
+    /// Refuse POSIX ACL xattrs (`system.posix_acl_*`) with `EOPNOTSUPP`.
+    public var noACL = false
+    /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
+    /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
+    public var xattrPermissions = 0
+
+    public init(timeout: Double = 86400, readOnly: Bool = false, volatile: Bool = false,
                 renameDirectoriesEXDEV: Bool = false) {
         self.timeout = timeout
         self.readOnly = readOnly
@@ -85,7 +97,7 @@ public final class UnionFileSystem: Sendable {
         }
         var st = entry.stat
         if entry.layers.count > 1 { st.st_nlink = 1 }
-        return st
+        return present(st, node: id)
     }
 
     /// The kernel dropped `count` lookups of `id`.
@@ -99,7 +111,7 @@ public final class UnionFileSystem: Sendable {
         let n = try node(id)
         var st = try n.attributes()
         if n.state.withLock({ $0.entry.layers.count }) > 1 { st.st_nlink = 1 }
-        return st
+        return present(st, node: id)
     }
 
     /// The target of a symlink.
@@ -117,7 +129,7 @@ public final class UnionFileSystem: Sendable {
 
     /// `access(2)` as the kernel would decide it for the caller.
     public func access(_ id: UInt64, mask: Int32, uid: uid_t, gid: gid_t, groups: [gid_t]) throws(Errno) {
-        let st = try node(id).attributes()
+        let st = try getattr(id)
         if mask == F_OK { return }
         if mask & W_OK != 0 && isReadOnly { throw .readOnlyFileSystem }
         try Permissions.check(st, mask: mask, uid: uid, gid: gid, groups: groups)

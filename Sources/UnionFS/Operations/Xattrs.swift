@@ -12,7 +12,20 @@ extension UnionFileSystem {
     public func getxattr(_ id: UInt64, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
         let len = strlen(name)
         if stack.names.isPrivate(UnsafeRawBufferPointer(start: name, count: len)) { throw .noData }
+        if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
+        let n = try node(id)
+        if n.state.withLock({ $0.hasNoXattrs }) { throw .noData }
         return try withXattrPath(id) { (path) throws(Errno) -> XattrAnswer in
+            do throws(Errno) {
+                return try read(path)
+            } catch .noData {
+                if (try? Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))) == 0 {
+                    n.state.withLock { $0.hasNoXattrs = true }
+                }
+                throw .noData
+            }
+        }
+        func read(_ path: UnsafePointer<CChar>) throws(Errno) -> XattrAnswer {
             if size == 0 {
                 return .size(try Sys.pathGetxattr(path, name, UnsafeMutableRawBufferPointer(start: nil, count: 0)))
             }

@@ -13,6 +13,8 @@ public struct MountOptions: Sendable, Equatable {
     public var threads: Int = 8
     /// `debug` given as an option: libfuse traces every request to stderr.
     public var debug = false
+    /// `squash_to_root` was given (squash_to_uid/gid take precedence over it).
+    var squashToRoot = false
     /// `lowerdir=` appeared at all (an empty value is still an error).
     var sawLowerdir = false
 
@@ -71,6 +73,29 @@ public struct MountOptions: Sendable, Equatable {
         case "userxattr": try noValue(); stack.xattrNamespace = .user
         case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
         case "volatile": try noValue(); fileSystem.volatile = true
+        case "uidmapping": fileSystem.idMapping.uids = try IDMapping.parseRanges(try required(), option: key)
+        case "gidmapping": fileSystem.idMapping.gids = try IDMapping.parseRanges(try required(), option: key)
+        case "squash_to_root":
+            try noValue()
+            if fileSystem.idMapping.squashUID == nil { fileSystem.idMapping.squashUID = 0 }
+            if fileSystem.idMapping.squashGID == nil { fileSystem.idMapping.squashGID = 0 }
+            squashToRoot = true
+        case "squash_to_uid", "squash_to_gid":
+            guard let id = UInt32(try required()) else {
+                throw ConfigurationError("option '\(key)' needs a numeric ID, got '\(value ?? "")'")
+            }
+            if key == "squash_to_uid" { fileSystem.idMapping.squashUID = id } else { fileSystem.idMapping.squashGID = id }
+        case "static_nlink": try noValue(); fileSystem.staticDirectoryNlink = true
+        case "noacl": try noValue(); fileSystem.noACL = true
+        case "xattr_permissions":
+            guard let v = Int(try required()), (0...2).contains(v) else {
+                throw ConfigurationError("option 'xattr_permissions' takes 0, 1 or 2, got '\(value ?? "")'")
+            }
+            fileSystem.xattrPermissions = v
+        case "private", "shared", "slave", "rprivate", "rshared", "rslave":
+            // Mount propagation: containers/storage may pass it; it concerns the mount table,
+            // which a FUSE daemon neither sees nor changes.
+            try noValue()
         case "rename_exdev": try noValue(); fileSystem.renameDirectoriesEXDEV = true
         case "ro": try noValue(); fileSystem.readOnly = true; fuseOptions.append("ro")
         case "timeout":
@@ -101,16 +126,23 @@ public struct MountOptions: Sendable, Equatable {
         var out: [String] = []
         var current = ""
         var it = s.makeIterator()
+        var quoted = false
         while let c = it.next() {
             if c == "\\" {
                 guard let n = it.next() else { throw ConfigurationError("option string ends with a lone backslash") }
                 if n == "," || n == "\\" { current.append(n) } else { current.append("\\"); current.append(n) }
-            } else if c == "," {
+            } else if c == "\"" {
+                // SELinux contexts arrive as context="user:role:type:level,c1,c2": commas inside
+                // double quotes belong to the value.
+                quoted.toggle()
+                current.append(c)
+            } else if c == "," && !quoted {
                 out.append(current); current = ""
             } else {
                 current.append(c)
             }
         }
+        if quoted { throw ConfigurationError("option string has an unclosed double quote: '\(s)'") }
         out.append(current)
         return out
     }

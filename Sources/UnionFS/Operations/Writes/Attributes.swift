@@ -19,7 +19,20 @@ extension UnionFileSystem {
     public func setattr(_ id: UInt64, _ c: AttributeChanges, fd: Int32?) throws(Errno) -> stat {
         if isReadOnly { throw .readOnlyFileSystem }
         let n = try node(id)
+        var c = c
+        c.uid = c.uid.map(options.idMapping.diskUID)
+        c.gid = c.gid.map(options.idMapping.diskGID)
         try copyUp(n, truncate: c.size == 0)
+        if overrideXattrName != nil && (c.uid != nil || c.gid != nil || c.mode != nil) {
+            // Rootless: owner and mode live in the override xattr, not on the file.
+            let current = try getattr(id)
+            try withXattrPath(id) { (p) throws(Errno) in
+                try writeOverride(path: p, uid: c.uid ?? options.idMapping.diskUID(current.st_uid),
+                                  gid: c.gid ?? options.idMapping.diskGID(current.st_gid),
+                                  mode: c.mode ?? current.st_mode)
+            }
+            c.uid = nil; c.gid = nil; c.mode = nil
+        }
         let (entry, name) = n.location
         if let dir = entry.layers.first?.dir {
             if let mode = c.mode { try Sys.fchmod(dir.fd, mode & 0o7777) }
@@ -61,7 +74,9 @@ extension UnionFileSystem {
                          flags: Int32) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         if isOverlayXattr(name) { throw .notPermitted }
-        try copyUp(try node(id))
+        let n = try node(id)
+        try copyUp(n)
+        n.state.withLock { $0.hasNoXattrs = false }
         try withXattrPath(id) { (path) throws(Errno) in try Sys.pathSetxattr(path, name, value, flags) }
     }
 

@@ -86,8 +86,9 @@ extension UnionFileSystem {
     /// that name, or a directory must be opaque, the entry is built in the workdir and renamed
     /// into place in one step; otherwise it is made in the upper directly.
     func make(_ what: NewEntry, parent: UInt64, name: UnsafePointer<CChar>,
-              caller: Caller) throws(Errno) -> Int32? {
+              caller shownCaller: Caller) throws(Errno) -> Int32? {
         if isReadOnly { throw .readOnlyFileSystem }
+        let caller = diskOwner(shownCaller)
         let p = try node(parent)
         _ = try Name(validating: name)
         if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }

@@ -65,6 +65,6 @@ extension UnionFileSystem {
         if n.state.withLock({ !$0.entry.layers.isEmpty }) { return try getattr(id) }
         var st = try Sys.fstat(fd)
         st.st_ino = ino_t(id)
-        return st
+        return present(st, node: id)
     }
 }
