@@ -10,17 +10,21 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CAttr", providers: [.apt(["libattr1-dev"])]),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
         .target(
             name: "UnionFS",
             dependencies: [
-                "CFuse3", "CAttr", "CLinux",
+                "CFuse3", "CAttr", "CLinux", "CArchive",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -30,9 +34,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "UnionFSC",
+            dependencies: ["UnionFS", "CAttr", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "unionfs-embed-example",
+            dependencies: ["UnionFS"],
+            path: "Examples/SwiftEmbedding"
+        ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "CAttr", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -9,7 +9,7 @@ struct UnionFSCommand: ParsableCommand {
         commandName: "unionfs-swift",
         abstract: "Overlay union filesystem in user space (FUSE), compatible with kernel overlayfs.",
         version: UnionFSVersion.string,
-        subcommands: [MountCommand.self],
+        subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self],
         defaultSubcommand: MountCommand.self
     )
 

@@ -26,7 +26,7 @@ public final class LayerDir: Sendable {
     }
 
     /// Opens the directory `name` directly below this one, refusing symlinks (`ELOOP`/`ENOTDIR`).
-    @inlinable
+    
     public func openChild(_ name: UnsafePointer<CChar>) throws(Errno) -> LayerDir {
         try LayerDir.adopt(Sys.openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
     }
@@ -36,7 +36,7 @@ public final class LayerDir: Sendable {
         try LayerDir(fd: Sys.openat(fd, "..", O_RDONLY | O_DIRECTORY))
     }
 
-    @usableFromInline
+    
     static func adopt(_ fd: Int32) -> LayerDir { LayerDir(fd: fd) }
 
     /// `fstatat` of an entry in this directory, never following a symlink.

@@ -7,10 +7,10 @@ import SystemPackage
 /// joining. A `Name` is never empty, never contains `/`, and is at most `NAME_MAX` bytes.
 public struct Name: Hashable, Sendable, CustomStringConvertible {
     /// The bytes with a trailing NUL.
-    @usableFromInline let storage: [CChar]
+    let storage: [CChar]
 
     /// Copies a C string FUSE handed us, checking it is a valid single component.
-    @inlinable
+    
     public init(validating cString: UnsafePointer<CChar>) throws(Errno) {
         let n = strlen(cString)
         guard n > 0 else { throw .noSuchFileOrDirectory }
@@ -21,7 +21,7 @@ public struct Name: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Builds a name from raw bytes (a directory entry); the bytes must be a valid component.
-    @inlinable
+    
     init(bytes: UnsafeRawBufferPointer) {
         var s = [CChar](repeating: 0, count: bytes.count + 1)
         s.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }
@@ -41,7 +41,7 @@ public struct Name: Hashable, Sendable, CustomStringConvertible {
     public var count: Int { storage.count - 1 }
 
     /// Calls `body` with the NUL-terminated bytes.
-    @inlinable
+    
     public func withCString<R, E: Error>(_ body: (UnsafePointer<CChar>) throws(E) -> R) throws(E) -> R {
         try storage.withUnsafeBufferPointer { (p) throws(E) -> R in try body(p.baseAddress!) }
     }
@@ -82,7 +82,7 @@ public struct Name: Hashable, Sendable, CustomStringConvertible {
         return Name(storage: s)
     }
 
-    @usableFromInline init(storage: [CChar]) { self.storage = storage }
+    init(storage: [CChar]) { self.storage = storage }
 
     public var description: String {
         withBytes { String(decoding: $0, as: UTF8.self) }

@@ -285,3 +285,13 @@ extension Sys {
     public static let renameExchange: UInt32 = unionfs_RENAME_EXCHANGE
     public static let renameWhiteout: UInt32 = unionfs_RENAME_WHITEOUT
 }
+
+extension Sys {
+    /// `write(2)`; returns the bytes written (may be fewer than asked).
+    public static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try retrying { Glibc.write(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// `geteuid(2)`: whether device nodes and ownership can be restored.
+    public static func geteuid() -> uid_t { Glibc.geteuid() }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Glibc
+import UnionFS
+
+/// `unionfs-swift diff -o lowerdir=...,upperdir=... [--json]`: what `docker diff` would print for
+/// a container whose writable layer is the upper dir, computed from the upper alone.
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "List the changes an upper dir makes over its lowers (A/C/D, as docker diff).",
+        discussion: """
+        Prints 'A /path', 'C /path' or 'D /path', one per line, sorted by path. Only lowerdir,
+        upperdir, workdir (never read) and userxattr are meaningful in -o; nothing is mounted.
+        """
+    )
+
+    @Option(name: .short, help: ArgumentHelp("lowerdir=DIR[:DIR...],upperdir=DIR[,userxattr]", valueName: "options"))
+    var o: [String] = []
+
+    @Flag(help: "Print a JSON array of {\"Kind\",\"Path\"} objects instead of lines.")
+    var json = false
+
+    @Flag(help: "Read the upper as kernel overlayfs does: '.wh.' names are plain files.")
+    var kernelStrict = false
+
+    func run() throws {
+        let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
+        let changes: [Change]
+        do { changes = try source.changes() } catch { throw ConfigurationError("diff failed: \(error)") }
+        let text = json ? Change.json(changes) : Change.text(changes)
+        try writeStdout(text)
+    }
+}
+
+/// The `-o` handling the change commands share.
+enum LayerOptions {
+    /// Parses `-o` like `mount` does and opens the lowers and the upper for reading changes.
+    static func upperChanges(_ o: [String], kernelStrict: Bool) throws -> UpperChanges {
+        let options = try MountOptions.parse(o)
+        guard let upper = options.stack.upperdir else {
+            throw ConfigurationError("missing option: upperdir=DIR")
+        }
+        let ns = options.stack.xattrNamespace
+        return try UpperChanges(lowerdirs: options.stack.lowerdirs, upperdir: upper, xattrNamespace: ns,
+                                format: kernelStrict ? .kernel(ns) : .any)
+    }
+}
+
+/// Writes all of `text` to standard output; a closed pipe or full disk is an error.
+func writeStdout(_ text: String) throws {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw ConfigurationError("cannot write the output: \(String(cString: strerror(errno)))")
+        }
+        bytes = bytes.dropFirst(n)
+    }
+}
