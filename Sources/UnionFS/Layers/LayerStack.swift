@@ -28,6 +28,8 @@ public final class LayerStack: Sendable {
     public var isWritable: Bool { upper != nil }
     /// The xattr names this stack reads, as C strings.
     let names: OverlayXattrNames
+    /// The merged root's layers, read once at open.
+    let rootDirLayers: [DirLayer]
 
     public init(_ configuration: LayerStackConfiguration) throws(ConfigurationError) {
         self.configuration = configuration
@@ -78,12 +80,20 @@ public final class LayerStack: Sendable {
             layers.append(try open(path, role: "lowerdir", isUpper: false))
         }
         // Re-index: the workdir was opened between the upper and the lowers.
-        self.layers = layers.enumerated().map { i, l in
+        let indexed = layers.enumerated().map { i, l in
             Layer(index: i, path: l.path, root: l.root, isUpper: l.isUpper, device: l.device)
+        }
+        self.layers = indexed
+        // Roots are never opaque (the kernel merges every root) but a lower root may hold xattr
+        // whiteouts (opaque value "x"), which readdir must then hide.
+        let names = OverlayXattrNames(c.xattrNamespace)
+        self.rootDirLayers = indexed.map { l in
+            let probe = names.opaque.withUnsafeBufferPointer { l.root.xattrPrefix($0.baseAddress!, limit: 2) }
+            return DirLayer(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
         }
         self.staging = staging
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
-        self.names = OverlayXattrNames(c.xattrNamespace)
+        self.names = names
     }
 
     /// True when `dir` is `target` or below it, walking `..` up to the root.

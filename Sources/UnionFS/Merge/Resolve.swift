@@ -40,10 +40,9 @@ enum Opacity {
 }
 
 extension LayerStack {
-    /// The root directory of the merged view: every layer root, top first.
-    public var rootLayers: [DirLayer] {
-        layers.map { DirLayer(layer: $0.index, dir: $0.root, holdsXattrWhiteouts: false) }
-    }
+    /// The root directory of the merged view: every layer root, top first. A root is never
+    /// opaque (the kernel merges all roots), but may hold xattr whiteouts (opaque value "x").
+    public var rootLayers: [DirLayer] { rootDirLayers }
 
     /// Resolves `name` in a merged directory whose layers are `parent` (top first).
     ///
@@ -88,6 +87,11 @@ extension LayerStack {
     @inline(__always)
     func probe(_ name: UnsafePointer<CChar>, in dl: DirLayer) throws(Errno) -> LayerHit {
         let isLower = !layers[dl.layer].isUpper
+        // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
+        if isLower && configuration.ociWhiteouts && name[0] == 0x2e && name[1] == 0x77
+            && name[2] == 0x68 && name[3] == 0x2e {
+            return .absent
+        }
         let st: stat
         do {
             st = try dl.dir.stat(name)

@@ -1,0 +1,85 @@
+import UnionFS
+import XCTest
+
+/// `-o` parsing: fuse-overlayfs syntax, escapes, errors that name the option.
+final class MountOptionsTests: XCTestCase {
+    func assertRejected(_ strings: [String], mentions parts: [String],
+                        file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            let o = try MountOptions.parse(strings)
+            XCTFail("expected an error for \(strings), got \(o)", file: file, line: line)
+        } catch {
+            for p in parts {
+                XCTAssertTrue(error.message.contains(p), "message '\(error.message)' should mention '\(p)'",
+                              file: file, line: line)
+            }
+        }
+    }
+
+    func testLowerdirSplitsTopFirst() throws {
+        let o = try MountOptions.parse(["lowerdir=/a:/b:/c"])
+        XCTAssertEqual(o.stack.lowerdirs, ["/a", "/b", "/c"])
+        XCTAssertNil(o.stack.upperdir)
+        XCTAssertNil(o.stack.workdir)
+        XCTAssertTrue(o.stack.ociWhiteouts)
+        XCTAssertEqual(o.stack.xattrNamespace, .trusted)
+    }
+
+    func testColonEscapeInLowerdir() throws {
+        let o = try MountOptions.parse(["lowerdir=/a\\:b:/c\\:\\:d"])
+        XCTAssertEqual(o.stack.lowerdirs, ["/a:b", "/c::d"])
+    }
+
+    func testCommaEscape() throws {
+        let o = try MountOptions.parse(["lowerdir=/x\\,y:/z,upperdir=/u\\,v,workdir=/w"])
+        XCTAssertEqual(o.stack.lowerdirs, ["/x,y", "/z"])
+        XCTAssertEqual(o.stack.upperdir, "/u,v")
+        XCTAssertEqual(o.stack.workdir, "/w")
+    }
+
+    func testUnknownOptionIsNamed() {
+        assertRejected(["lowerdir=/a,frobnicate"], mentions: ["frobnicate"])
+        assertRejected(["lowerdir=/a,bogus=1"], mentions: ["bogus"])
+    }
+
+    func testOptionNeedingValue() {
+        assertRejected(["lowerdir=/a,upperdir"], mentions: ["upperdir", "value"])
+        assertRejected(["lowerdir=/a,workdir"], mentions: ["workdir", "value"])
+        assertRejected(["lowerdir"], mentions: ["lowerdir", "value"])
+        assertRejected(["lowerdir=/a,fsname"], mentions: ["fsname"])
+    }
+
+    func testFlagTakingNoValue() {
+        assertRejected(["lowerdir=/a,userxattr=1"], mentions: ["userxattr", "no value"])
+    }
+
+    func testEmptyAndMissingLowerdir() {
+        assertRejected(["lowerdir="], mentions: ["lowerdir"])
+        assertRejected(["lowerdir=/a::/b"], mentions: ["lowerdir", "empty"])
+        assertRejected(["allow_other"], mentions: ["lowerdir"])
+    }
+
+    func testGenericFuseOptionsPassedThrough() throws {
+        let o = try MountOptions.parse(["lowerdir=/a,allow_other,nodev,noatime,fsname=myfs", "nosuid,subtype=x,max_read=131072"])
+        for opt in ["allow_other", "nodev", "noatime", "fsname=myfs", "nosuid", "subtype=x", "max_read=131072"] {
+            XCTAssertTrue(o.fuseOptions.contains(opt), "\(opt) should be passed to libfuse: \(o.fuseOptions)")
+        }
+        XCTAssertFalse(o.fuseOptions.contains { $0.hasPrefix("lowerdir") }, "our own options stay ours")
+    }
+
+    func testOwnOptions() throws {
+        let o = try MountOptions.parse(["lowerdir=/l,upperdir=/u,workdir=/w,userxattr,no_oci_whiteouts,ro"])
+        XCTAssertEqual(o.stack.upperdir, "/u")
+        XCTAssertEqual(o.stack.workdir, "/w")
+        XCTAssertEqual(o.stack.xattrNamespace, .user)
+        XCTAssertFalse(o.stack.ociWhiteouts)
+        XCTAssertTrue(o.fileSystem.readOnly)
+    }
+
+    func testSeveralOptionStringsCombine() throws {
+        let o = try MountOptions.parse(["lowerdir=/l", "upperdir=/u", "workdir=/w"])
+        XCTAssertEqual(o.stack.lowerdirs, ["/l"])
+        XCTAssertEqual(o.stack.upperdir, "/u")
+        XCTAssertEqual(o.stack.workdir, "/w")
+    }
+}
