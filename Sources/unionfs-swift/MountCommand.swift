@@ -5,26 +5,39 @@ import UnionFS
 /// Mounts the merged view: `unionfs-swift [-f] [-d] -o lowerdir=A:B,upperdir=U,workdir=W MOUNTPOINT`,
 /// or as mount.fuse3 calls it, `unionfs-swift SOURCE MOUNTPOINT -o OPTIONS`.
 struct MountCommand: ParsableCommand {
+    /// Every mount option and its meaning (shown by `--help` of the root command and of `mount`).
+    static let optionsHelp = """
+    Options (-o, comma-separated, repeatable):
+      lowerdir=A[:B...]  lower layers, top first ('\\:' is a colon in a path)
+      upperdir=DIR       copy-on-write layer (needs workdir); else read-only
+      workdir=DIR        empty staging dir on the upper's filesystem
+      userxattr          user.overlay.* xattrs, not trusted.overlay.*
+      no_oci_whiteouts   ignore .wh.NAME/.wh..wh..opq in lowers (as the kernel)
+      ro                 refuse every change, even with an upperdir
+      volatile           no fsync of copied-up data (a host crash may lose it)
+      rename_exdev       EXDEV for renaming a dir with lower content, as the
+                         kernel does (default: copy the subtree up and move it)
+      timeout=SECONDS    kernel cache time for entries/attributes (86400)
+      threads=N          request worker threads (8)
+      uidmapping=D:S:N[:D:S:N...]  show disk uid D.. as S.. (N ids), store back
+      gidmapping=D:S:N[:D:S:N...]  the same for gids; unmapped ids show as 65534
+      squash_to_uid=N    show every file as owned by uid N (also _gid=N)
+      squash_to_root     show every file as owned by 0:0
+      static_nlink       report nlink 1 for every directory
+      noacl              refuse POSIX ACL xattrs
+      xattr_permissions=1|2  keep owner/mode in user.fuseoverlayfs. (1) or
+                         user.containers.override_stat (2) xattrs (rootless)
+      private, shared, slave  mount propagation words; no effect on the mount
+      debug              trace every FUSE request (as -d)
+      Generic options go to libfuse: allow_other, default_permissions, nodev,
+      nosuid, noexec, noatime, fsname=, subtype=, context=, and the like.
+      Anything else is an error that names the option.
+    """
+
     static let configuration = CommandConfiguration(
         commandName: "mount",
         abstract: "Mount layers at MOUNTPOINT (the default command).",
-        discussion: """
-        Options (-o, comma-separated, repeatable):
-          lowerdir=DIR[:DIR...]  lower layers, top first; '\\:' is a colon in a path (required)
-          upperdir=DIR           copy-on-write upper layer (needs workdir); without it the mount is read-only
-          workdir=DIR            empty staging dir on the upper's filesystem, not inside it
-          userxattr              use user.overlay.* xattrs instead of trusted.overlay.* (rootless)
-          no_oci_whiteouts       do not read .wh.NAME / .wh..wh..opq in lowers (kernel-strict)
-          ro                     refuse every change, even with an upperdir
-          volatile               skip fsync of copied-up data (faster; a machine crash may lose it)
-          rename_exdev           answer EXDEV to renaming a directory with lower content, as the
-                                 kernel does without redirect_dir (default: copy the subtree up)
-          timeout=SECONDS        kernel entry/attribute cache time (default 86400)
-          threads=N              request worker threads (default 8)
-          debug                  trace every FUSE request (as -d)
-          Generic mount options (allow_other, default_permissions, nodev, nosuid, noexec,
-          noatime, fsname=, subtype=, context=, ...) are passed to libfuse. Anything else is an error.
-        """
+        discussion: MountCommand.optionsHelp
     )
 
     @Option(name: .short, help: ArgumentHelp("Mount options (see below).", valueName: "options"))

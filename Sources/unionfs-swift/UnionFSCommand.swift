@@ -8,6 +8,14 @@ struct UnionFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unionfs-swift",
         abstract: "Overlay union filesystem in user space (FUSE), compatible with kernel overlayfs.",
+        discussion: """
+        Mounting (the default command):
+          unionfs-swift [-f] [-d] [-s] -o OPTIONS MOUNTPOINT
+          unionfs-swift SOURCE MOUNTPOINT -o OPTIONS  (as mount.fuse3 calls it)
+        -f: foreground, -d: foreground with a trace, -s: one thread.
+        Unmount with: fusermount3 -u MOUNTPOINT
+
+        """ + MountCommand.optionsHelp,
         version: UnionFSVersion.string,
         subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self],
         defaultSubcommand: MountCommand.self

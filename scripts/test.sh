@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (XCTest; mounts for real, so run as root) and prints a one-line
+# summary. Build first with scripts/setup.sh.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+swift build --build-tests 2>&1 | tail -3
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
+total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+rm -f "$log"
+if [ -z "$summary" ]; then echo "tests: 0 passed, 1 failed"; exit 1; fi
+echo "tests: $((total - failed)) passed, $failed failed"
+# Nothing a test mounted may stay mounted.
+if awk '$3 ~ /^fuse/ && $2 ~ /unionfs|tmp/ {found=1} END {exit !found}' /proc/mounts; then
+  echo "a test left a FUSE mount behind:"; awk '$3 ~ /^fuse/' /proc/mounts; exit 1
+fi
+exit "$rc"
