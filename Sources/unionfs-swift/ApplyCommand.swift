@@ -12,6 +12,8 @@ struct ApplyCommand: ParsableCommand {
         whiteouts become 0:0 devices, opaque markers the overlay.opaque xattr. With --flatten,
         the layer is applied onto the tree in TARGETDIR: whiteouts delete what they name.
         A tar with unsafe names or links is rejected and TARGETDIR is left as it was.
+        Prints 'entries N' and 'bytes N' (or one JSON object with --json); on a terminal,
+        progress shows on standard error unless --quiet.
         """
     )
 
@@ -23,6 +25,9 @@ struct ApplyCommand: ParsableCommand {
 
     @Flag(help: "Print only the result, never progress.")
     var quiet = false
+
+    @Flag(help: "Print the result as one JSON object ({\"entries\",\"bytes\"}).")
+    var json = false
 
     @Argument(help: "The layer tar.")
     var tar: String
@@ -41,6 +46,7 @@ struct ApplyCommand: ParsableCommand {
             throw error
         }
         progress.end()
-        try writeStdout("entries \(result.entries)\nbytes \(result.bytes)\n")
+        try writeStdout(json ? "{\"entries\":\(result.entries),\"bytes\":\(result.bytes)}\n"
+                             : "entries \(result.entries)\nbytes \(result.bytes)\n")
     }
 }

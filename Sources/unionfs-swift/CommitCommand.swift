@@ -12,7 +12,9 @@ struct CommitCommand: ParsableCommand {
         abstract: "Write an upper dir's changes as an OCI layer tar.",
         discussion: """
         Prints, one per line: 'diffID sha256:...' (the uncompressed tar), 'digest sha256:...'
-        (the bytes written) and 'size N'. The same upper always gives the same bytes.
+        (the bytes written) and 'size N' (or one JSON object with --json; on standard error when
+        the layer goes to standard output). The same upper always gives the same bytes. On a
+        terminal, progress (entries, MiB, rate) shows on standard error unless --quiet.
         """
     )
 
@@ -31,6 +33,9 @@ struct CommitCommand: ParsableCommand {
     @Flag(help: "Print only the result, never progress.")
     var quiet = false
 
+    @Flag(help: "Print the result as one JSON object ({\"diffID\",\"digest\",\"size\",\"tarSize\",\"entries\"}).")
+    var json = false
+
     func run() throws {
         let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
         let toStdout = output == "-"
@@ -47,16 +52,21 @@ struct CommitCommand: ParsableCommand {
             throw ConfigurationError("commit failed: \(error)")
         }
         progress.end()
-        let text = "diffID \(result.diffID)\ndigest \(result.digest)\nsize \(result.size)\n"
+        let text = json
+            ? "{\"diffID\":\"\(result.diffID)\",\"digest\":\"\(result.digest)\",\"size\":\(result.size),"
+                + "\"tarSize\":\(result.tarSize),\"entries\":\(result.entries)}\n"
+            : "diffID \(result.diffID)\ndigest \(result.digest)\nsize \(result.size)\n"
         if toStdout { printError(text.dropLast().description) } else { try writeStdout(text) }
     }
 }
 
-/// A one-line progress display on standard error, only when it is a terminal.
+/// A one-line progress display on standard error, only when it is a terminal: entries and
+/// bytes done and the rate, redrawn at most once a second; nothing at all in a pipe.
 final class Progress {
     let enabled: Bool
     let verb: String
-    private var last: Int64 = 0
+    private let start = Progress.now()
+    private var lastDraw: Double = 0
 
     init(enabled: Bool, verb: String) {
         self.enabled = enabled && isatty(2) == 1
@@ -66,18 +76,27 @@ final class Progress {
     var callback: LayerProgress? {
         guard enabled else { return nil }
         return { [self] entries, bytes in
-            let now = Int64(time(nil))
-            guard now != last else { return }
-            last = now
-            let line = "\r\(verb) \(entries) entries, \(bytes / 1_048_576) MiB"
+            let now = Progress.now()
+            guard now - lastDraw >= 1 else { return }
+            lastDraw = now
+            let rate = Double(bytes) / max(now - start, 0.001) / 1_048_576
+            let line = "\r\u{1b}[K\(verb) \(entries) entries, \(bytes / 1_048_576) MiB, "
+                + "\(Int(rate)).\(Int(rate * 10) % 10) MiB/s"
             _ = line.withCString { write(2, $0, strlen($0)) }
         }
     }
 
     /// Clears the progress line.
     func end() {
-        guard enabled, last != 0 else { return }
+        guard enabled, lastDraw != 0 else { return }
         let clear = "\r\u{1b}[K"
         _ = clear.withCString { write(2, $0, strlen($0)) }
+    }
+
+    /// Seconds on the monotonic clock.
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -11,6 +11,7 @@ struct DiffCommand: ParsableCommand {
         discussion: """
         Prints 'A /path', 'C /path' or 'D /path', one per line, sorted by path. Only lowerdir,
         upperdir, workdir (never read) and userxattr are meaningful in -o; nothing is mounted.
+        Exit status: 0 (with --exit-code: 0 no changes, 1 changes), 2 or more on errors.
         """
     )
 
@@ -23,12 +24,20 @@ struct DiffCommand: ParsableCommand {
     @Flag(help: "Read the upper as kernel overlayfs does: '.wh.' names are plain files.")
     var kernelStrict = false
 
+    @Flag(help: "Exit with 1 when there are changes and 0 when there are none (as diff(1) and git diff --exit-code).")
+    var exitCode = false
+
     func run() throws {
-        let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
         let changes: [Change]
-        do { changes = try source.changes() } catch { throw ConfigurationError("diff failed: \(error)") }
-        let text = json ? Change.json(changes) : Change.text(changes)
-        try writeStdout(text)
+        do {
+            let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
+            do { changes = try source.changes() } catch { throw ConfigurationError("diff failed: \(error)") }
+            try writeStdout(json ? Change.json(changes) : Change.text(changes))
+        } catch let error as ConfigurationError where exitCode {
+            // 1 means "there are changes" here, so trouble is 2, as for diff(1).
+            throw CommandFailure(message: error.message, status: 2)
+        }
+        if exitCode && !changes.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -28,6 +28,10 @@ struct UnionFSCommand: ParsableCommand {
             try command.run()
         } catch let error as ConfigurationError {
             fail(error.message, code: 1)
+        } catch let error as CommandFailure {
+            fail(error.message, code: error.status)
+        } catch let status as ExitCode where status != .success && status != .validationFailure {
+            Glibc.exit(status.rawValue)  // the command already said what it had to say
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -44,6 +48,12 @@ struct UnionFSCommand: ParsableCommand {
         printError(line)
         Glibc.exit(code)
     }
+}
+
+/// A failure with an exit status other than 1 (which `ConfigurationError` gets).
+struct CommandFailure: Error {
+    let message: String
+    let status: Int32
 }
 
 enum UnionFSVersion {

@@ -75,4 +75,49 @@ final class ChangesCommandTests: ChangesTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.err.filter { $0 == "\n" }.count, 1, bad.err)
     }
+
+    func testDiffExitCodeSaysWhetherThereAreChanges() throws {
+        let l = try dir("lower"), u = try dir("upper"), empty = try dir("empty")
+        try sh("echo a > f", in: l)
+        try sh("echo b > f", in: u)
+        XCTAssertEqual(try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(u)"]).status, 1)
+        XCTAssertEqual(try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(empty)"]).status, 0)
+        let bad = try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(root)/missing"])
+        XCTAssertEqual(bad.status, 2, "trouble is 2 when 1 means changes")
+        XCTAssertTrue(bad.err.hasPrefix("unionfs-swift: upperdir"), bad.err)
+        XCTAssertEqual(try cli(["diff", "-o", "lowerdir=\(l),upperdir=\(u)"]).status, 0, "changes are no error without the flag")
+    }
+
+    func testCommitAndApplyJSON() throws {
+        let l = try dir("lower"), u = try dir("upper")
+        try sh("echo a > f", in: l)
+        try sh("echo bb > f; mkdir n", in: u)
+        let c = try cli(["commit", "--json", "-o", "lowerdir=\(l),upperdir=\(u)", "--output", "layer.tar"])
+        XCTAssertEqual(c.status, 0, c.err)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(c.out.utf8)) as? [String: Any], c.out)
+        XCTAssertEqual((object["diffID"] as? String)?.count, 71)
+        XCTAssertEqual(object["diffID"] as? String, object["digest"] as? String, "uncompressed: one digest")
+        XCTAssertEqual(object["entries"] as? Int, 2)
+        let size = try FileManager.default.attributesOfItem(atPath: root + "/layer.tar")[.size] as? Int
+        XCTAssertEqual(object["size"] as? Int, size)
+        let a = try cli(["apply", "--json", "layer.tar", "as-layer"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.out, "{\"entries\":2,\"bytes\":3}\n")
+    }
+
+    /// On a terminal (a pty from script(1)) commit shows progress with a rate; --quiet does not.
+    func testProgressOnlyOnATerminal() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("no script(1)") }
+        let l = try dir("lower"), u = try dir("upper")
+        try sh("echo a > f", in: l)
+        try sh("head -c 3000000 /dev/zero > big; mkdir d; echo x > d/x", in: u)
+        let binary = TestEnvironment.binary
+        let base = "\(binary) commit -o lowerdir=\(l),upperdir=\(u) --output"
+        let shown = try sh("script -qec '\(base) a.tar' /dev/null")
+        XCTAssertTrue(shown.contains("committed ") && shown.contains("MiB/s"), shown)
+        XCTAssertTrue(shown.contains("diffID sha256:"), shown)
+        let quiet = try sh("script -qec '\(base) b.tar --quiet' /dev/null")
+        XCTAssertFalse(quiet.contains("committed "), quiet)
+        XCTAssertTrue(quiet.contains("diffID sha256:"), quiet)
+    }
 }

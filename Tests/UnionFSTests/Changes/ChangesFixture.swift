@@ -9,6 +9,7 @@ import XCTest
 class ChangesTestCase: XCTestCase {
     var root = ""
     private var mounts: [String] = []
+    private var fuseMounts: [FuseMount] = []
 
     override func setUpWithError() throws {
         root = NSTemporaryDirectory() + "unionfs-changes-" + UUID().uuidString
@@ -16,6 +17,8 @@ class ChangesTestCase: XCTestCase {
     }
 
     override func tearDownWithError() throws {
+        for m in fuseMounts.reversed() { m.stop() }
+        fuseMounts = []
         for m in mounts.reversed() {
             if umount2(m, 0) != 0 { _ = umount2(m, Int32(MNT_DETACH)) }
         }
@@ -61,8 +64,26 @@ class ChangesTestCase: XCTestCase {
         return (merged, upper)
     }
 
+    /// Mounts unionfs-swift (a child daemon) over `lowers` (top first) with a fresh upper and
+    /// workdir; returns (merged, upper). Stopped by `tearDown` or by `unmount`.
+    func fuseMount(lowers: [String], name: String = "u") throws -> (merged: String, upper: String) {
+        guard TestEnvironment.isRoot, access("/dev/fuse", R_OK | W_OK) == 0 else {
+            throw XCTSkip("FUSE mounts need root and /dev/fuse")
+        }
+        let upper = try dir("\(name)-upper"), work = try dir("\(name)-work"), merged = try dir("\(name)-merged")
+        let data = "lowerdir=\(lowers.joined(separator: ":")),upperdir=\(upper),workdir=\(work)"
+        fuseMounts.append(try FuseMount.start(options: data, mountPoint: merged))
+        return (merged, upper)
+    }
+
     /// Unmounts a mount made by `kernelMount` now (so the upper can be read at rest).
     func unmount(_ merged: String) {
+        if let i = fuseMounts.firstIndex(where: { $0.mountPoint == merged }) {
+            fuseMounts[i].stop()
+            XCTAssertFalse(MountTable.isMounted(merged), "unmount \(merged)")
+            fuseMounts.remove(at: i)
+            return
+        }
         guard let i = mounts.firstIndex(of: merged) else { return }
         XCTAssertEqual(umount2(merged, 0), 0, "umount \(merged)")
         mounts.remove(at: i)

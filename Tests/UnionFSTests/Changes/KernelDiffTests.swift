@@ -2,21 +2,36 @@ import Foundation
 import UnionFS
 import XCTest
 
-/// Every diff rule of SEMANTICS.md §4 and case 21 of §6, on uppers written by real operations
-/// on kernel overlayfs mounts. Each scenario checks the exact `docker diff` lines from the upper
-/// alone, and that both full comparisons (lowers vs the kernel mount, lowers vs the in-process
-/// UnionView of lowers + upper) agree with it.
+/// Every diff rule of SEMANTICS.md §4 and case 21 of §6, on uppers written by real operations,
+/// once on a kernel overlayfs mount and once on a unionfs-swift mount of the same lower. Each
+/// scenario checks the exact `docker diff` lines from the upper alone, and that both full
+/// comparisons (lowers vs the live mount, lowers vs the in-process UnionView of lowers + upper)
+/// agree with it.
 final class ChangesKernelDiffTests: ChangesTestCase {
     /// Builds the lower with `lower` (shell, in the lower dir), mounts, runs `ops` in the merged
     /// dir, and checks all three computations give `expected`.
     func check(lower: String, ops: String, expected: [String], file: StaticString = #filePath, line: UInt = #line) throws {
-        let l = try dir("lower")
-        try sh(lower, in: l)
-        let (merged, upper) = try kernelMount(lowers: [l])
-        try sh(ops, in: merged)
-        XCTAssertEqual(try upperDiff(lowers: [l], upper: upper), expected, "upper only", file: file, line: line)
-        XCTAssertEqual(try treeDiff(lowers: [l], merged: merged), expected, "lowers vs kernel mount", file: file, line: line)
-        XCTAssertEqual(try viewDiff(lowers: [l], upper: upper), expected, "lowers vs UnionView", file: file, line: line)
+        try check(lowers: ["lower": lower], ops: ops, expected: expected, file: file, line: line)
+    }
+
+    /// `check` over several lowers, given top first as (dir name, shell script that fills it).
+    func check(lowers: KeyValuePairs<String, String>, ops: String, expected: [String],
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        var paths: [String] = []
+        for (name, script) in lowers {
+            let l = try dir(name)
+            try sh(script, in: l)
+            paths.append(l)
+        }
+        for (kind, mount) in [("kernel", kernelMount), ("unionfs-swift", fuseMount)] {
+            let (merged, upper) = try mount(paths, kind)
+            try sh(ops, in: merged)
+            XCTAssertEqual(try upperDiff(lowers: paths, upper: upper), expected, "\(kind): upper only", file: file, line: line)
+            XCTAssertEqual(try treeDiff(lowers: paths, merged: merged), expected, "\(kind): lowers vs the mount", file: file, line: line)
+            XCTAssertEqual(try viewDiff(lowers: paths, upper: upper), expected, "\(kind): lowers vs UnionView", file: file, line: line)
+            unmount(merged)
+            XCTAssertEqual(try upperDiff(lowers: paths, upper: upper), expected, "\(kind): upper at rest", file: file, line: line)
+        }
     }
 
     func testAddFileMarksParentChangedNeverRoot() throws {
@@ -91,15 +106,9 @@ final class ChangesKernelDiffTests: ChangesTestCase {
     }
 
     func testThreeLayers() throws {
-        let top = try dir("top"), bottom = try dir("bottom")
-        try sh("mkdir -p d; echo t > d/t", in: top)
-        try sh("mkdir -p d e; echo b > d/b; echo e > e/f", in: bottom)
-        let (merged, upper) = try kernelMount(lowers: [top, bottom])
-        try sh("rm d/b; echo n > d/t; rm -rf e", in: merged)
-        let expected = ["C /d", "D /d/b", "C /d/t", "D /e"]
-        XCTAssertEqual(try upperDiff(lowers: [top, bottom], upper: upper), expected)
-        XCTAssertEqual(try treeDiff(lowers: [top, bottom], merged: merged), expected)
-        XCTAssertEqual(try viewDiff(lowers: [top, bottom], upper: upper), expected)
+        try check(lowers: ["top": "mkdir -p d; echo t > d/t", "bottom": "mkdir -p d e; echo b > d/b; echo e > e/f"],
+                  ops: "rm d/b; echo n > d/t; rm -rf e",
+                  expected: ["C /d", "D /d/b", "C /d/t", "D /e"])
     }
 
     func testUpperReadAtRestAfterUnmountAndJSON() throws {
