@@ -17,10 +17,12 @@ final class ChangesRoundTripTests: ChangesTestCase {
         rm link; ln -s elsewhere link
         """
 
-    /// Mounts, runs the operations, and commits the upper to `tar`.
-    func committed(_ lower: String, tar: String, compression: LayerCompression = .none) throws -> (merged: String, result: CommitResult) {
+    /// Mounts (kernel overlayfs, or unionfs-swift with `ours`), runs the operations, and commits
+    /// the upper to `tar`.
+    func committed(_ lower: String, tar: String, compression: LayerCompression = .none,
+                   ours: Bool = false) throws -> (merged: String, result: CommitResult) {
         try sh(lowerScript, in: lower)
-        let (merged, upper) = try kernelMount(lowers: [lower])
+        let (merged, upper) = ours ? try fuseMount(lowers: [lower]) : try kernelMount(lowers: [lower])
         try sh(opsScript, in: merged)
         let fd = open(tar, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { close(fd) }
@@ -50,6 +52,21 @@ final class ChangesRoundTripTests: ChangesTestCase {
         XCTAssertEqual(try sh("stat -c '%F %t:%T' layer2/d/a"), "character special file 0:0\n")
         XCTAssertEqual(try sh("getfattr --only-values -n trusted.overlay.opaque layer2/e"), "y")
         XCTAssertEqual(try sh("ls -A layer2 | grep -c '^.wh.' || true"), "0\n")
+    }
+
+    /// The upper of this project's own mount, committed and applied as a new lower layer, then
+    /// mounted for real by kernel overlayfs and by unionfs-swift: both show the original tree.
+    func testOwnUpperCommittedAndMountedAsLayerGivesMergedTree() throws {
+        let lower = try dir("lower"), tar = root + "/layer.tar.gz"
+        let (merged, _) = try committed(lower, tar: tar, compression: .gzip, ours: true)
+        _ = try LayerApply.apply(tar: tar, to: root + "/layer2", mode: .layer(.trusted))
+        for (kind, mount) in [("kernel", kernelMount), ("unionfs-swift", fuseMount)] {
+            let (again, _) = try mount([root + "/layer2", lower], "again-" + kind)
+            XCTAssertEqual(try TreeComparison.changes(from: PlainDirectory(path: merged), to: PlainDirectory(path: again))
+                .map(\.description), [], kind)
+            XCTAssertEqual(try snapshot(again), try snapshot(merged), kind)
+            unmount(again)
+        }
     }
 
     func testCommitTwiceGivesIdenticalBytesAndDigests() throws {
