@@ -66,9 +66,9 @@ struct MountCommand: ParsableCommand {
         var options = try MountOptions.parse(o)
         let mountpoint = arguments.last!
         let source = arguments.count == 2 ? arguments[0] : nil
-        try MountPreflight.check(mountpoint: mountpoint)
-
+        // The layers first: a problem with them is the most specific thing to report.
         let stack = try LayerStack(options.stack)
+        try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem
         do { fs = try UnionFileSystem(stack: stack, options: options.fileSystem) } catch {
             throw ConfigurationError("cannot read the layer roots: \(error)")

@@ -7,9 +7,11 @@ final class CLIErrorTests: MountTestCase {
     /// Runs the binary with `args` (in the foreground, so a wrong mount cannot escape), then checks
     /// the exit status, the one stderr line and the mount table at `mountPoint`.
     func assertFails(_ args: [String], mountPoint: String, mentions parts: [String], mountsBefore: Int = 0,
+                     through wrapper: [String] = [],
                      file: StaticString = #filePath, line: UInt = #line) throws {
         addCleanup { MountTable.forceUnmount(mountPoint) }
-        let r = try Run.program(TestEnvironment.binary, args, timeout: 10)
+        let command = wrapper + [TestEnvironment.binary] + args
+        let r = try Run.program(command[0], Array(command.dropFirst()), timeout: 10)
         XCTAssertFalse(r.timedOut, "still running after 10 s (did it mount?)", file: file, line: line)
         XCTAssertNotEqual(r.status, 0, "should exit non-zero", file: file, line: line)
         XCTAssertEqual(r.stderrLines.count, 1, "exactly one line on stderr, got:\n\(r.stderr)", file: file, line: line)
@@ -64,6 +66,24 @@ final class CLIErrorTests: MountTestCase {
     func testMissingLowerdirOption() throws {
         let mnt = try makeDir("mnt")
         try assertFails(["-f", "-o", "allow_other", mnt], mountPoint: mnt, mentions: ["lowerdir"])
+    }
+
+    /// Without /dev/fuse (hidden by an empty /dev in a private mount namespace): one line naming it.
+    func testNoDevFuse() throws {
+        let lower = try makeDir("lower"), mnt = try makeDir("mnt")
+        let script = "mount -t tmpfs none /dev && exec \"$0\" \"$@\""
+        try assertFails(["-f", "-o", "lowerdir=\(lower)", mnt], mountPoint: mnt, mentions: ["/dev/fuse"],
+                        through: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script])
+    }
+
+    /// A user who may not read a layer gets one line naming the layer and the reason.
+    func testNoPermissionOnLayer() throws {
+        let lower = try makeDir("private-lower"), mnt = try makeDir("mnt")
+        XCTAssertEqual(chmod(lower, 0o700), 0)
+        XCTAssertEqual(chmod(tmp, 0o755), 0)
+        XCTAssertEqual(chown(mnt, 65534, 65534), 0)
+        try assertFails(["-f", "-o", "lowerdir=\(lower)", mnt], mountPoint: mnt, mentions: [lower, "permission denied"],
+                        through: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
     }
 
     /// Positive control for the helper: a good command line does mount (and is then stopped).

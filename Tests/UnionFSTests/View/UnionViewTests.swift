@@ -89,4 +89,19 @@ final class UnionViewTests: ViewTestCase {
         XCTAssertErrno([.notDirectory]) { try v.list("f") }
         XCTAssertErrno([.invalidArgument]) { try v.readlink("f") }
     }
+
+    /// A symlink inside a layer is never followed by the daemon: paths through it fail instead of
+    /// reaching the host's files (DEVELOPERS: resolution stays beneath the layer).
+    func testSymlinksInLayersAreNeverFollowed() throws {
+        try fx.layer("top").symlink("etc", to: "/etc").symlink("up", to: "..").dir("d").symlink("d/loop", to: "../d")
+        try fx.layer("bot").file("real", "r")
+        let v = try view(["top", "bot"])
+        for path in ["etc/passwd", "etc/hostname", "up/bot/real", "d/loop/loop", "up/top/etc"] {
+            XCTAssertThrowsError(try v.stat(path), path)
+            XCTAssertThrowsError(try v.readAll(path), path)
+        }
+        XCTAssertThrowsError(try v.list("etc")) { XCTAssertEqual($0 as? Errno, .notDirectory) }
+        XCTAssertEqual(try v.readlink("etc"), "/etc")
+        XCTAssertEqual(try v.stat("etc").st_mode & S_IFMT, S_IFLNK)
+    }
 }
