@@ -36,7 +36,8 @@ public final class FuseSession: @unchecked Sendable {
         session = se
         let rc = mountpoint.withCString { fuse_session_mount(se, $0) }
         guard rc == 0 else {
-            fuse_session_destroy(se)
+            // Every stored property is set, so `deinit` runs after this throw and destroys the
+            // session: destroying it here too would free it twice.
             mounted = false
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
