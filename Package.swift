@@ -45,7 +45,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "CAttr", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -69,11 +69,16 @@ enum Bridge {
                 let handle = try r.fileSystem.opendir(UInt64(ino))
                 var info = fi!.pointee
                 info.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
-                // Let the kernel keep the listing in its page cache: every change to a directory
-                // goes through this mount, and the kernel drops its cached listing itself when
-                // it creates, removes or renames an entry there.
-                info.cache_readdir = 1
-                info.keep_cache = 1
+                // Let the kernel keep the listing in its page cache, but only where nothing
+                // changes. The kernel fills that cache from whichever handle reads at its end
+                // and takes offsets as valid across handles; ours index each handle's own
+                // snapshot, so with writes going on, a handle opened before a change would
+                // append its stale tail to a listing another handle began after it: names
+                // shown twice or lost (ConcurrencyTests).
+                if r.fileSystem.isReadOnly {
+                    info.cache_readdir = 1
+                    info.keep_cache = 1
+                }
                 r.reply(open: info)
             } catch { r.reply(error: error) }
         }

@@ -28,6 +28,10 @@ public final class Node: Sendable {
         /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
         /// kernel asks for `security.capability` before every write). Cleared by setxattr.
         var hasNoXattrs = false
+        /// Set when the last name of this file went while the kernel still holds the node (an
+        /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
+        /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
+        var unlinked: OwnedDescriptor?
     }
 
     init(id: UInt64, parent: Node?, name: Name?, entry: ResolvedEntry) {
@@ -65,6 +69,11 @@ public final class Node: Sendable {
 
     /// `lstat` of the topmost entry, with the reported inode number.
     func attributes() throws(Errno) -> stat {
+        if let file = state.withLock({ $0.unlinked }) {
+            var st = try Sys.fstat(file.fd)
+            st.st_ino = ino_t(id)
+            return st
+        }
         var st = try withTopEntry { (dir, name) throws(Errno) -> stat in
             if let name { return try dir.stat(name) }
             return try dir.stat()

@@ -93,6 +93,7 @@ public final class UnionFileSystem: Sendable {
                     s.name = childName
                     s.entry = entry
                 }
+                s.unlinked = nil  // found by name again: a new file that got the same inode
             }
         }
         var st = entry.stat

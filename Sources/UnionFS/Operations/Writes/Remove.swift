@@ -13,8 +13,12 @@ extension UnionFileSystem {
         let needsWhiteout = lowerShows(name, in: try p.directoryLayers())
         let current = upperEntry(name, in: upper)
         if case .entry(let st) = current {
-            if st.st_nlink <= 1 { stack.inodes.forgetCopyUp(FileID(st)) }
-            if st.st_nlink > 1 { renameNodeToOtherLink(st, removed: name, in: upper) }
+            if st.st_nlink <= 1 {
+                detachIfHeld(name, st, in: upper)
+                stack.inodes.forgetCopyUp(FileID(st))
+            } else {
+                renameNodeToOtherLink(st, removed: name, in: upper)
+            }
         }
         if needsWhiteout {
             try whiteOut(name, in: upper, current: current)
@@ -79,6 +83,14 @@ extension UnionFileSystem {
         } else {
             try Sys.unlinkat(upper.fd, name, 0)
         }
+    }
+
+    /// The last name of the upper file `name` is about to go: if the kernel holds its node (an
+    /// open file), keep the file itself reachable for `getattr` (nlink 0 once it is gone).
+    func detachIfHeld(_ name: UnsafePointer<CChar>, _ st: stat, in upper: LayerDir) {
+        guard let n = nodes.get(stack.inodes.reported(FileID(st))),
+              let fd = try? upper.openFile(name, O_PATH) else { return }
+        n.state.withLock { $0.unlinked = OwnedDescriptor(fd) }
     }
 
     /// When one name of a hard-linked file goes, the node (keyed by inode) may still be known by

@@ -46,6 +46,10 @@ extension UnionFileSystem {
             try makeOpaque(dstNode)
         }
 
+        if !exchange, case .entry(let st) = upperEntry(newName, in: upperQ),
+           st.st_mode & S_IFMT != S_IFDIR, st.st_nlink <= 1 {
+            detachIfHeld(newName, st, in: upperQ)  // the replaced file may still be open
+        }
         if exchange {
             try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
         } else {
