@@ -28,9 +28,11 @@ struct MountCommand: ParsableCommand {
       xattr_permissions=1|2  keep owner/mode in user.fuseoverlayfs. (1) or
                          user.containers.override_stat (2) xattrs (rootless)
       private, shared, slave  mount propagation words; no effect on the mount
+      context="..."      SELinux label for every file (also fscontext=,
+                         defcontext=, rootcontext=); ignored without SELinux
       debug              trace every FUSE request (as -d)
       Generic options go to libfuse: allow_other, default_permissions, nodev,
-      nosuid, noexec, noatime, fsname=, subtype=, context=, and the like.
+      nosuid, noexec, noatime, fsname=, subtype=, and the like.
       Anything else is an error that names the option.
     """
 
@@ -74,6 +76,7 @@ struct MountCommand: ParsableCommand {
             throw ConfigurationError("cannot read the layer roots: \(error)")
         }
         options.addDefaultFuseOptions(source: source, isRoot: geteuid() == 0)
+        options.dropLabelOptions(selinuxEnabled: access("/sys/fs/selinux", F_OK) == 0)
         let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
                                       fuseOptions: options.fuseOptions, debug: d || options.debug)
         umask(0)  // modes arrive with the caller's umask applied; keep them exact
@@ -121,5 +124,14 @@ extension MountOptions {
         if isRoot && !has("allow_other") { fuseOptions.append("allow_other") }
         if !has("fsname") { fuseOptions.append("fsname=" + (source ?? "unionfs-swift")) }
         if !has("subtype") { fuseOptions.append("subtype=unionfs-swift") }
+    }
+
+    /// SELinux label options (podman adds `context="…"` when SELinux is on) go to the kernel
+    /// only where SELinux is enabled: elsewhere there is nothing to label with and the kernel
+    /// refuses the whole mount (EINVAL). fuse-overlayfs accepts `context=` and never passes it on.
+    mutating func dropLabelOptions(selinuxEnabled: Bool) {
+        guard !selinuxEnabled else { return }
+        let labels = ["context=", "fscontext=", "defcontext=", "rootcontext="]
+        fuseOptions.removeAll { o in labels.contains { o.hasPrefix($0) } }
     }
 }
