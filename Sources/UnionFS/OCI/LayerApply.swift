@@ -53,8 +53,14 @@ public enum LayerApply {
             if !done { _ = try? stagingName.withCString { (n) throws(Errno) in try Staging.removeTree(in: parent, n) } }
         }
         var unpack = Unpack(entries: StagedEntries(root: staging, isRoot: Sys.geteuid() == 0), progress: progress)
-        while try input.next() { try unpack.add(input) }
-        try unpack.finishDirectories()
+        do {
+            while try input.next() { try unpack.add(input) }
+            try unpack.finishDirectories()
+        } catch {
+            // A damaged blob often breaks the tar before its digest is known: say why.
+            if let stream = input.stream { _ = try stream.finish() }
+            throw error
+        }
         var digests: LayerBlobDigests? = nil
         if let stream = input.stream { digests = try stream.finish() }
         if mode == .flatten && existing {
