@@ -57,3 +57,47 @@ final class ImageCommitTests: ImageTestCase {
         XCTAssertTreesEqual(try TreeSnapshot.walk(flatMnt), expected, ignoringDirectorySize: true)
     }
 }
+
+/// Layers in every compression, through save and load; progress only on a terminal.
+final class ImageCompressionTests: ImageTestCase {
+    func testCompressionsRoundTrip() throws {
+        let rootfs = try makeRootfs("rootfs")
+        try imageOK(["import", try tar(rootfs, to: tmp + "/rootfs.tar"), "localhost/base"])
+        let upper = try makeDir("upper/etc")
+        try "z\n".write(toFile: upper + "/zfile", atomically: false, encoding: .utf8)
+        for compression in ["none", "gzip", "zstd"] {
+            let out = try imageOK(["commit", "--quiet", "--compress", compression, "--upper", tmp + "/upper",
+                                   "--from", "localhost/base", "localhost/c:" + compression])
+            XCTAssertTrue(out.contains("digest sha256:"), out)
+            let archive = tmp + "/c-\(compression).tar"
+            try imageOK(["save", "localhost/c:" + compression, archive])
+            let fresh = tmp + "/fresh-" + compression
+            let r = try Run.program(TestEnvironment.binary, ["image", "load", "--store", fresh, archive], timeout: 60)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stderr, "", "nothing but the result in a pipe")
+            XCTAssertEqual(r.stdout, "Loaded image: localhost/c:\(compression)\n")
+            let saved = try String(contentsOfFile: fresh + "/blobs/sha256/" + String(out.split(separator: "\n")
+                .first { $0.hasPrefix("manifest ") }!.dropFirst("manifest sha256:".count)), encoding: .utf8)
+            let type = compression == "none" ? "tar\"" : "tar+\(compression)\""
+            XCTAssertTrue(saved.contains("application/vnd.oci.image.layer.v1." + type), saved)
+            let mnt = try mountImage("localhost/c:" + compression, ["--store", fresh], name: "mnt-" + compression)
+            XCTAssertEqual(try String(contentsOfFile: mnt + "/etc/zfile", encoding: .utf8), "z\n")
+            XCTAssertEqual(try String(contentsOfFile: mnt + "/etc/greeting", encoding: .utf8), "hello\n")
+            unmount(mnt)
+        }
+    }
+
+    /// On a terminal (a pty from script(1)) load shows progress on stderr.
+    func testProgressOnTerminal() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("script(1) is missing") }
+        let rootfs = try makeRootfs("rootfs")
+        try imageOK(["import", try tar(rootfs, to: tmp + "/rootfs.tar"), "localhost/base"])
+        let archive = tmp + "/base.tar"
+        try imageOK(["save", "localhost/base", archive])
+        let command = "'\(TestEnvironment.binary)' image load --store '\(tmp)/tty-store' '\(archive)'"
+        let r = try Run.program("/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("layer 1/1"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("Loaded image: localhost/base:latest"), r.stdout)
+    }
+}

@@ -79,3 +79,47 @@ final class ImageLoadTests: ImageTestCase {
         XCTAssertEqual(try String(contentsOfFile: mnt + "/etc/greeting", encoding: .utf8), "hello\n")
     }
 }
+
+/// A multi-platform index: the host's image unless --platform picks another.
+final class ImagePlatformTests: ImageTestCase {
+    func testIndexPicksPlatform() throws {
+        let layout = tmp + "/layout"
+        var entries: [[String: Any]] = []
+        for (arch, content) in [("arm64", "arm\n"), ("amd64", "amd\n"), ("s390x", "s390\n")] {
+            let dir = try makeDir("l-" + arch + "/etc")
+            try content.write(toFile: dir + "/arch", atomically: false, encoding: .utf8)
+            try writeLayout(layout, layers: [try tar(tmp + "/l-" + arch, to: tmp + "/l-\(arch).tar")])
+            let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json"))) as! [String: Any]
+            var entry = (index["manifests"] as! [[String: Any]])[0]
+            entry["annotations"] = nil
+            entry["platform"] = ["os": "linux", "architecture": arch]
+            entries.append(entry)
+        }
+        // The platform entries go in a nested index, as registries' multi-arch images have it.
+        let nested = try JSONSerialization.data(withJSONObject: ["schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                                                 "manifests": entries], options: [.sortedKeys])
+        try nested.write(to: URL(fileURLWithPath: tmp + "/nested.json"))
+        let hex = try sha256(tmp + "/nested.json")
+        try nested.write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + hex))
+        let top: [String: Any] = ["schemaVersion": 2, "manifests": [["mediaType": "application/vnd.oci.image.index.v1+json",
+                                                                    "digest": "sha256:" + hex, "size": nested.count,
+                                                                    "annotations": ["org.opencontainers.image.ref.name": "localhost/multi:latest"]]]]
+        try JSONSerialization.data(withJSONObject: top).write(to: URL(fileURLWithPath: layout + "/index.json"))
+
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        try XCTSkipUnless(machine == "x86_64", "the fixture's host image is amd64")
+        try imageOK(["load", layout])
+        var mnt = try mountImage("localhost/multi", name: "host")
+        XCTAssertEqual(try String(contentsOfFile: mnt + "/etc/arch", encoding: .utf8), "amd\n")
+        unmount(mnt)
+        try imageOK(["load", "--platform", "linux/arm64", "--tag", "localhost/multi:arm", layout])
+        mnt = try mountImage("localhost/multi:arm", name: "arm")
+        XCTAssertEqual(try String(contentsOfFile: mnt + "/etc/arch", encoding: .utf8), "arm\n")
+        unmount(mnt)
+        let r = try image(["load", "--platform", "linux/riscv64", layout])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("no image for linux/riscv64 (it has linux/amd64, linux/arm64, linux/s390x)"), r.stderr)
+    }
+}
