@@ -4,7 +4,7 @@ import PackageDescription
 let package = Package(
     name: "UnionFS",
     products: [
-        .library(name: "UnionFS", targets: ["UnionFS"]),
+        .library(name: "UnionFS", targets: ["UnionFS", "UnionFSImages"]),
         .executable(name: "unionfs-swift", targets: ["unionfs-swift"]),
     ],
     dependencies: [
@@ -27,10 +27,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "UnionFSImages",
+            dependencies: ["UnionFS", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(
             name: "unionfs-swift",
             dependencies: [
-                "UnionFS",
+                "UnionFS", "UnionFSImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,7 +50,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "UnionFSImages", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

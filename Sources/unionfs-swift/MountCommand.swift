@@ -65,10 +65,21 @@ struct MountCommand: ParsableCommand {
     }
 
     func run() throws {
-        var options = try MountOptions.parse(o)
+        let options = try MountOptions.parse(o)
         let mountpoint = arguments.last!
         let source = arguments.count == 2 ? arguments[0] : nil
-        // The layers first: a problem with them is the most specific thing to report.
+        try MountPreflight.serve(options, at: mountpoint, source: source, foreground: f, debug: d, singleThread: s)
+    }
+}
+
+/// Checks made before mounting, so each problem gets one clear line and nothing is mounted.
+enum MountPreflight {
+    /// Mounts and serves until unmounted: in the background (the parent returns once the mount
+    /// is up) unless `foreground` or `debug`. The layers are checked first (a problem with them
+    /// is the most specific thing to report), then the mountpoint.
+    static func serve(_ options: MountOptions, at mountpoint: String, source: String?,
+                      foreground: Bool, debug: Bool, singleThread: Bool) throws {
+        var options = options
         let stack = try LayerStack(options.stack)
         try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem
@@ -78,17 +89,14 @@ struct MountCommand: ParsableCommand {
         options.addDefaultFuseOptions(source: source, isRoot: geteuid() == 0)
         options.dropLabelOptions(selinuxEnabled: access("/sys/fs/selinux", F_OK) == 0)
         let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
-                                      fuseOptions: options.fuseOptions, debug: d || options.debug)
+                                      fuseOptions: options.fuseOptions, debug: debug || options.debug)
         umask(0)  // modes arrive with the caller's umask applied; keep them exact
         session.installSignalHandlers()
-        session.daemonize(foreground: f || d || options.debug)
-        let rc = session.run(threads: s ? 1 : options.threads)
+        session.daemonize(foreground: foreground || debug || options.debug)
+        let rc = session.run(threads: singleThread ? 1 : options.threads)
         if rc != 0 { throw ExitCode(1) }
     }
-}
 
-/// Checks made before mounting, so each problem gets one clear line and nothing is mounted.
-enum MountPreflight {
     static func check(mountpoint: String) throws(ConfigurationError) {
         if access("/dev/fuse", R_OK | W_OK) != 0 {
             throw ConfigurationError("/dev/fuse is missing or not accessible: load the fuse module (modprobe fuse)")

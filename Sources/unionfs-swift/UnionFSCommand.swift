@@ -17,7 +17,8 @@ struct UnionFSCommand: ParsableCommand {
 
         """ + MountCommand.optionsHelp,
         version: UnionFSVersion.string,
-        subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self],
+        subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self,
+                      ImageCommand.self],
         defaultSubcommand: MountCommand.self
     )
 

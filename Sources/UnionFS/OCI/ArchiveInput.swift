@@ -7,14 +7,29 @@ import SystemPackage
 final class ArchiveInput {
     let handle: OpaquePointer
     private(set) var entry: OpaquePointer? = nil
+    /// The checked blob this tar is read from, when there is one.
+    let stream: VerifyingStream?
 
     init(path: String) throws(ConfigurationError) {
         guard let a = archive_read_new() else { throw ConfigurationError("out of memory") }
         handle = a
+        stream = nil
         archive_read_support_filter_all(a)
         archive_read_support_format_tar(a)
         if archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK {
             throw ConfigurationError("'\(path)': \(message)")
+        }
+    }
+
+    /// Reads the tar out of a checked blob (already uncompressed by the stream).
+    init(stream: VerifyingStream) throws(ConfigurationError) {
+        guard let a = archive_read_new() else { throw ConfigurationError("out of memory") }
+        handle = a
+        self.stream = stream
+        archive_read_support_format_tar(a)
+        let ctx = Unmanaged.passUnretained(stream).toOpaque()
+        if archive_read_open(a, ctx, nil, verifyingTarRead, nil) != ARCHIVE_OK {
+            throw stream.failure ?? ConfigurationError("'\(stream.path)': \(message)")
         }
     }
 
@@ -71,7 +86,8 @@ final class ArchiveInput {
     }
 
     private var message: String {
-        archive_error_string(handle).map { String(cString: $0) } ?? "unreadable archive"
+        if let failure = stream?.failure { return failure.message }
+        return archive_error_string(handle).map { String(cString: $0) } ?? "unreadable archive"
     }
 
     private func bytes(_ p: UnsafePointer<CChar>?) -> [UInt8]? {

@@ -15,6 +15,8 @@ public enum ApplyMode: Sendable, Equatable {
 public struct ApplyResult: Sendable, Equatable {
     public let entries: Int
     public let bytes: Int64
+    /// The blob's digests, when the apply was asked to check them.
+    public var digests: LayerBlobDigests? = nil
 }
 
 /// Unpacks an OCI layer tar (SEMANTICS.md §5) into a directory, all or nothing.
@@ -25,7 +27,10 @@ public struct ApplyResult: Sendable, Equatable {
 /// recorded, wherever they appear in the tar. Only when the whole tar has been read does
 /// anything touch the target; a rejected tar leaves it exactly as it was.
 public enum LayerApply {
+    /// With `expect`, the blob's digests are computed while it is read and checked before
+    /// anything lands in the target: a mismatch leaves the target as it was.
     public static func apply(tar: String, to target: String, mode: ApplyMode,
+                             expect: LayerExpectation? = nil,
                              progress: LayerProgress? = nil) throws(ConfigurationError) -> ApplyResult {
         let (parentPath, targetName) = try split(target)
         let parent: LayerDir
@@ -33,7 +38,12 @@ public enum LayerApply {
             throw ConfigurationError("'\(parentPath)': \(error)")
         }
         let existing = try targetState(parent, targetName, target: target, mode: mode)
-        let input = try ArchiveInput(path: tar)
+        let input: ArchiveInput
+        if let expect {
+            input = try ArchiveInput(stream: VerifyingStream(path: tar, expect: expect))
+        } else {
+            input = try ArchiveInput(path: tar)
+        }
         guard let stagingName = try? Name(".\(targetName.description.prefix(200)).apply-\(getpid())") else {
             throw ConfigurationError("target '\(target)': name unusable for a staging directory")
         }
@@ -43,8 +53,16 @@ public enum LayerApply {
             if !done { _ = try? stagingName.withCString { (n) throws(Errno) in try Staging.removeTree(in: parent, n) } }
         }
         var unpack = Unpack(entries: StagedEntries(root: staging, isRoot: Sys.geteuid() == 0), progress: progress)
-        while try input.next() { try unpack.add(input) }
-        try unpack.finishDirectories()
+        do {
+            while try input.next() { try unpack.add(input) }
+            try unpack.finishDirectories()
+        } catch {
+            // A damaged blob often breaks the tar before its digest is known: say why.
+            if let stream = input.stream { _ = try stream.finish() }
+            throw error
+        }
+        var digests: LayerBlobDigests? = nil
+        if let stream = input.stream { digests = try stream.finish() }
         if mode == .flatten && existing {
             let dest: LayerDir
             do { dest = try targetName.withCString { (n) throws(Errno) in try parent.openChild(n) } } catch {
@@ -70,7 +88,7 @@ public enum LayerApply {
             throw ConfigurationError("'\(target)': \(error)")
         }
         done = true
-        return ApplyResult(entries: unpack.count, bytes: unpack.bytes)
+        return ApplyResult(entries: unpack.count, bytes: unpack.bytes, digests: digests)
     }
 
     /// Splits the target into its parent directory and last component.

@@ -1,0 +1,228 @@
+import Foundation
+import Glibc
+import UnionFS
+
+/// What the store keeps for an image name: the manifest (a blob) and the config it names.
+public struct ImageRecord: Codable, Sendable {
+    /// `repo:tag`, or nil for an image loaded without a name (listed by ID).
+    public var name: String?
+    public var manifest: Digest
+    public var config: Digest
+}
+
+/// What the store keeps about one unpacked layer, beside its directory.
+struct LayerRecord: Codable, Sendable {
+    var chainID: Digest
+    var diffID: Digest
+    var parent: Digest?
+    var size: Int64
+    var entries: Int
+}
+
+/// The layer store: layers unpacked once each as overlay lower dirs, keyed by chain ID, shared
+/// between images; blobs (manifests, configs, layer blobs as loaded) by digest; image records
+/// by name.
+///
+///     STORE/store.json               the xattr namespace layers were unpacked with
+///     STORE/store.lock               shared by load/commit/import, exclusive for rm and prune
+///     STORE/layers/CHAIN/diff        the lower dir
+///     STORE/layers/CHAIN/layer.json  written last: the layer is complete when it exists
+///     STORE/locks/CHAIN              one flock per layer: exclusive to unpack, shared to use
+///     STORE/blobs/sha256/HEX
+///     STORE/images/HEX.json          HEX = sha256 of the name (or the ID for unnamed images)
+///     STORE/tmp/                     staging for archives and blobs, same filesystem
+///
+/// Everything lands by rename, so a killed process leaves at worst staging behind (removed by
+/// `prune`) and a half-unpacked layer never looks complete.
+public final class ImageStore: @unchecked Sendable {
+    public let root: String
+    public let xattrNamespace: XattrNamespace
+
+    /// The default root: /var/lib/unionfs-swift for root, else $XDG_DATA_HOME/unionfs-swift
+    /// (~/.local/share/unionfs-swift).
+    public static var defaultRoot: String {
+        if geteuid() == 0 { return "/var/lib/unionfs-swift" }
+        if let xdg = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") {
+            return xdg + "/unionfs-swift"
+        }
+        let home = getenv("HOME").map { String(cString: $0) } ?? "/tmp"
+        return home + "/.local/share/unionfs-swift"
+    }
+
+    /// Opens the store at `root`, creating it when missing.
+    public init(root: String? = nil) throws {
+        var r = root ?? ImageStore.defaultRoot
+        while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
+        self.root = r
+        for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
+            try Files.makeDirectories(r + "/" + dir, mode: 0o700)
+        }
+        struct Settings: Codable { var xattrNamespace: String }
+        let settingsPath = r + "/store.json"
+        if Files.exists(settingsPath) {
+            let s = try JSONDecoder().decode(Settings.self, from: Data(try Files.readFile(settingsPath)))
+            guard let ns = XattrNamespace(rawValue: s.xattrNamespace) else {
+                throw ImageError("store '\(r)': unknown xattr namespace '\(s.xattrNamespace)'")
+            }
+            xattrNamespace = ns
+        } else {
+            xattrNamespace = geteuid() == 0 ? .trusted : .user
+            try Files.writeAtomically(settingsPath, Array(try JSONEncoder().encode(Settings(xattrNamespace: xattrNamespace.rawValue))))
+        }
+    }
+
+    // MARK: Paths
+
+    func blobPath(_ d: Digest) -> String { root + "/blobs/sha256/" + d.hex }
+    func layerDir(_ chain: Digest) -> String { root + "/layers/" + chain.hex }
+    /// The lower dir of a layer, for lowerdir=.
+    public func diffDir(_ chain: Digest) -> String { layerDir(chain) + "/diff" }
+    func layerLockPath(_ chain: Digest) -> String { root + "/locks/" + chain.hex }
+    var tmp: String { root + "/tmp" }
+
+    /// The store-wide lock: shared while adding, exclusive while removing.
+    func storeLock(exclusive: Bool) throws -> FileLock {
+        try FileLock(root + "/store.lock", exclusive: exclusive)!
+    }
+
+    // MARK: Blobs
+
+    func hasBlob(_ d: Digest) -> Bool { Files.isRegularFile(blobPath(d)) }
+
+    func readBlob(_ d: Digest, what: String) throws -> [UInt8] {
+        let bytes = try Files.readFile(blobPath(d), what: "\(what) \(d)")
+        guard Digest.of(bytes) == d else { throw ImageError("store blob \(d) (\(what)) is damaged: its digest differs") }
+        return bytes
+    }
+
+    /// Stores small verified bytes as a blob (atomic, idempotent).
+    func putBlob(_ bytes: [UInt8]) throws -> Digest {
+        let d = Digest.of(bytes)
+        if !hasBlob(d) { try Files.writeAtomically(blobPath(d), bytes) }
+        return d
+    }
+
+    /// Moves a staged file whose digest was checked into the blobs.
+    func landBlob(staged: String, digest: Digest) throws {
+        if hasBlob(digest) { unlink(staged); return }
+        guard rename(staged, blobPath(digest)) == 0 else {
+            throw ImageError("cannot store blob \(digest): \(Files.errorText())")
+        }
+    }
+
+    // MARK: Layers
+
+    func layerRecord(_ chain: Digest) -> LayerRecord? {
+        guard let bytes = try? Files.readFile(layerDir(chain) + "/layer.json") else { return nil }
+        return try? JSONDecoder().decode(LayerRecord.self, from: Data(bytes))
+    }
+
+    func isComplete(_ chain: Digest) -> Bool { layerRecord(chain) != nil }
+
+    /// Every layer directory's chain ID, complete or not.
+    func allLayers() -> [Digest] { Files.list(root + "/layers").compactMap { Digest("sha256:" + $0) } }
+
+    /// Takes shared locks on the layers of a chain, failing when one is missing: what a mount
+    /// holds for its lifetime so that prune leaves its lowers alone.
+    func useLayers(_ chains: [Digest]) throws -> [FileLock] {
+        var locks: [FileLock] = []
+        for c in chains {
+            locks.append(try FileLock(layerLockPath(c), exclusive: false)!)
+            guard isComplete(c) else { throw ImageError("layer \(c) is missing from the store '\(root)'") }
+        }
+        return locks
+    }
+
+    // MARK: Images
+
+    private func recordPath(key: String) -> String { root + "/images/" + Digest.of(Array(key.utf8)).hex + ".json" }
+
+    func records() -> [ImageRecord] {
+        Files.list(root + "/images").filter { $0.hasSuffix(".json") }.compactMap { name in
+            guard let bytes = try? Files.readFile(root + "/images/" + name) else { return nil }
+            return try? JSONDecoder().decode(ImageRecord.self, from: Data(bytes))
+        }
+    }
+
+    func putRecord(_ r: ImageRecord) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        try Files.writeAtomically(recordPath(key: r.name ?? r.config.description), Array(try enc.encode(r)))
+    }
+
+    func removeRecord(_ r: ImageRecord) throws {
+        let p = recordPath(key: r.name ?? r.config.description)
+        guard unlink(p) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(p)': \(Files.errorText())") }
+    }
+
+    /// Finds the image a reference means: a name (`repo` means `repo:latest`, `localhost/` may
+    /// be left out), or an ID (the config digest, `sha256:` optional, any unique prefix of 4+).
+    public func resolve(_ ref: String) throws -> ImageRecord {
+        let all = records()
+        let names = Set([ref, normalizedName(ref), "localhost/" + normalizedName(ref)])
+        if let r = all.first(where: { $0.name.map(names.contains) ?? false }) { return r }
+        var hex = ref.hasPrefix("sha256:") ? String(ref.dropFirst(7)) : ref
+        hex = hex.lowercased()
+        if hex.count >= 4, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+            let hits = all.filter { $0.config.hex.hasPrefix(hex) }
+            if Set(hits.map(\.config)).count == 1 { return hits[0] }
+            if hits.count > 1 { throw ImageError("image ID '\(ref)' is ambiguous: give more digits") }
+        }
+        throw ImageError("image '\(ref)' is not in the store '\(root)'")
+    }
+
+    /// The image's manifest and config, read from the blobs.
+    func stored(_ record: ImageRecord) throws -> StoredImage {
+        let manifestBytes = try readBlob(record.manifest, what: "manifest")
+        let manifest = try decode(ImageManifest.self, manifestBytes, what: "manifest \(record.manifest)")
+        let configBytes = try readBlob(record.config, what: "config")
+        let config = try decode(ConfigSummary.self, configBytes, what: "config \(record.config)")
+        let diffIDs = try config.rootfs.diff_ids.map { try Digest.parse($0, what: "config \(record.config)") }
+        return StoredImage(record: record, manifestBytes: manifestBytes, manifest: manifest,
+                           configBytes: configBytes, config: config, diffIDs: diffIDs)
+    }
+}
+
+/// An image as the store has it.
+struct StoredImage {
+    var record: ImageRecord
+    var manifestBytes: [UInt8]
+    var manifest: ImageManifest
+    var configBytes: [UInt8]
+    var config: ConfigSummary
+    var diffIDs: [Digest]
+
+    /// Chain IDs, bottom layer first.
+    var chainIDs: [Digest] {
+        var out: [Digest] = []
+        for d in diffIDs { out.append(Digest.chain(parent: out.last, diffID: d)) }
+        return out
+    }
+}
+
+/// `repo` → `repo:latest`; a name with a tag or digest stays as it is.
+func normalizedName(_ ref: String) -> String {
+    let last = ref.split(separator: "/").last.map(String.init) ?? ref
+    return last.contains(":") || last.contains("@") ? ref : ref + ":latest"
+}
+
+/// Decodes JSON, naming the document when it does not parse.
+func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws -> T {
+    do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
+        throw ImageError("\(what) does not parse: \(jsonProblem(error))")
+    }
+}
+
+/// A one-line account of a JSON decoding error.
+func jsonProblem(_ error: Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, let c):
+        return "missing '\((c.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+        return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.dataCorrupted(let c):
+        return c.codingPath.isEmpty ? "not JSON" : "bad value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    default:
+        return "\(error)"
+    }
+}
