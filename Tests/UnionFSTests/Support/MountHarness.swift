@@ -101,7 +101,7 @@ final class FuseMount: @unchecked Sendable {
     }
 
     static func start(options: String, mountPoint: String, extraArguments: [String] = [],
-                      timeout: TimeInterval = 10, watchdog: TimeInterval = 90) throws -> FuseMount {
+                      timeout: TimeInterval = 30, watchdog: TimeInterval = 90) throws -> FuseMount {
         let binary = TestEnvironment.binary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw StartError(description: "unionfs-swift not built at \(binary) (run swift build first)")
