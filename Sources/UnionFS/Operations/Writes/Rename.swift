@@ -107,9 +107,7 @@ extension UnionFileSystem {
     func makeOpaque(_ n: Node) throws(Errno) {
         let layers = try n.directoryLayers()
         guard layers[0].layer == 0 else { throw .ioError }
-        try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
-            try Sys.fsetxattr(layers[0].dir.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
-        }
+        try setOpaque(layers[0].dir)
     }
 
     /// Makes a node live entirely in the upper: a file is copied up; a directory with lower
@@ -137,9 +135,7 @@ extension UnionFileSystem {
                         try copyTree(entry, name: src, in: staging, at: t, copies: &copies)
                     }
                 }
-                try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
-                    try Sys.fsetxattr(top.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
-                }
+                try setOpaque(top)
                 try temp.withCString { (t) throws(Errno) in
                     try name.withCString { (dst) throws(Errno) in
                         if case .entry = upperEntry(dst, in: upperParent) {
