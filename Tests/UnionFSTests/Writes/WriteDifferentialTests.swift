@@ -37,6 +37,10 @@ final class WriteDifferentialTests: WriteTestCase {
         Script(name: "rmdir-merged", layers: 3, text: "rm -rf dir/*; rmdir dir; mkdir dir; rm -rf tree/x/*; rmdir tree/x"),
         Script(name: "type-changes", layers: 2, text: "rm f; mkdir f; echo x > f/x; rm -rf op; echo file > op; rm link; mkdir link"),
         Script(name: "read-only-dir", layers: 3, text: "chmod 555 dir; touch dir/new; mkdir dir/nd; chmod 755 dir; chmod 000 g"),
+        Script(name: "setgid-dir", layers: 2, text: "touch sg/f; mkdir sg/d; mkdir sg/d/e; echo x > sg/d/e/x"),
+        Script(name: "rename-merged-with-whiteouts", layers: 3, text: "rm dir/a dir/m; echo n > dir/n; mv dir dir2; rm tree/x/top; mv tree/x tree/y"),
+        Script(name: "rename-over-empty-dir", layers: 2, text: "mv -T dir empty; mkdir n; rm tree/x/y/z; mv -T n tree/x/y"),
+        Script(name: "utimens-flags", layers: 1, text: "touch -a g; touch -m -d 2005-05-05 dir/a; touch -a -d 2006-06-06 dir/b"),
         Script(name: "mixed-1", layers: 1, text: mixed),
         Script(name: "mixed-2", layers: 2, text: mixed),
         Script(name: "mixed-3", layers: 3, text: mixed),
@@ -58,7 +62,7 @@ final class WriteDifferentialTests: WriteTestCase {
             .file("dir/a", "a", mode: 0o640, uid: 3, gid: 4).file("dir/b", "b").file("dir/sub/c", "c")
             .file("tree/x/y/z", "z").file("tree/x/y/gone", "gone").symlink("link", to: "f")
             .fileBytes("big", (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
-            .file("op/hidden", "hidden").file("hl1", "hard")
+            .file("op/hidden", "hidden").file("hl1", "hard").dir("sg", mode: 0o2775, gid: 100).dir("empty")
         XCTAssertEqual(link(bottom.abs("hl1"), bottom.abs("dir/hl2")), 0)
         if count >= 2 {
             let mid = try fx.layer(names[count - 2])
