@@ -187,14 +187,15 @@ enum Bridge {
                     var param = fuse_entry_param()
                     if index >= 2, let st = try? fs.lookup(parent: handle.node, name: name) {
                         param = fuse_entry_param(st, timeout: fs.options.timeout)
+                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
                     } else {
-                        param.attr.st_ino = ino_t(e.ino)
+                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
                         param.attr.st_mode = mode_t(e.type) << 12
                     }
                     return fuse_add_direntry_plus(r.raw, dst, room, name, &param, next)
                 } else {
                     var st = stat()
-                    st.st_ino = ino_t(e.ino)
+                    st.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
                     st.st_mode = mode_t(e.type) << 12
                     return fuse_add_direntry(r.raw, dst, room, name, &st, next)
                 }

@@ -76,9 +76,9 @@ public final class UnionFileSystem: Sendable {
         let n = strlen(name)
         guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
         var entry = try stack.resolve(name, in: layers)
-        let id = stack.inodes.reported(FileID(entry.stat))
-        entry.stat.st_ino = ino_t(id)
         let childName = try Name(validating: name)
+        let id = nodeID(of: entry, parent: p.id, name: childName)
+        entry.stat.st_ino = ino_t(id)
         var made = false
         let child = nodes.reference(id) {
             made = true
@@ -99,6 +99,15 @@ public final class UnionFileSystem: Sendable {
         var st = entry.stat
         if entry.layers.count > 1 { st.st_nlink = 1 }
         return present(st, node: id)
+    }
+
+    /// The node id for `entry`, found as `name` in the directory node `parent`: its reported
+    /// inode number, except for a lower file with several links on a writable mount, whose
+    /// names get a node each, as copy-up will make them different files (`InodeNumbers.linkNode`).
+    func nodeID(of entry: ResolvedEntry, parent: UInt64, name: Name) -> UInt64 {
+        let number = stack.inodes.reported(FileID(entry.stat))
+        guard stack.isWritable, entry.topLayer > 0, entry.stat.st_nlink > 1, !entry.isDirectory else { return number }
+        return stack.inodes.linkNode(for: number, parent: parent, name: name)
     }
 
     /// The kernel dropped `count` lookups of `id`.

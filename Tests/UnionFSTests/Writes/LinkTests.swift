@@ -31,6 +31,32 @@ final class LinkTests: WriteTestCase {
         try finishAndCompareWithKernel()
     }
 
+    /// Two names of one lower file: the same st_ino and nlink 2 (as the kernel shows them), but
+    /// copy-up breaks the link as the kernel does without `index`: a change through one name
+    /// never shows through the other, in the merged view or the upper.
+    func testLowerHardLinksBreakOnCopyUp() throws {
+        let low = try fx.layer("low")
+        try low.file("h1", "hard").dir("d")
+        XCTAssertEqual(link(low.abs("h1"), low.abs("d/h2")), 0)
+        try mountWritable(["low"])
+        let s1 = lstatOf(m("h1")), s2 = lstatOf(m("d/h2"))
+        XCTAssertEqual(s1.st_ino, s2.st_ino)
+        XCTAssertEqual(s1.st_nlink, 2)
+        XCTAssertEqual(errnoOf(chmod(m("h1"), 0o600)), 0)
+        put(m("d/h2"), "other", flags: O_WRONLY | O_APPEND)
+        XCTAssertEqual(lstatOf(m("d/h2")).st_mode & 0o7777, 0o644, "chmod through h1 changed d/h2")
+        XCTAssertEqual(text(m("h1")), "hard", "a write through d/h2 changed h1")
+        XCTAssertEqual(text(m("d/h2")), "hardother")
+        XCTAssertEqual(text(u("h1")), "hard")
+        XCTAssertEqual(text(u("d/h2")), "hardother")
+        XCTAssertEqual(lstatOf(m("h1")).st_ino, s1.st_ino, "st_ino changed by copy-up")
+        XCTAssertEqual(lstatOf(m("d/h2")).st_ino, s1.st_ino)
+        let snap = try TreeSnapshot.walk(m(""))
+        for p in snap.inodes { XCTAssertEqual(p.dIno, p.stIno, "d_ino vs st_ino of /\(p.path)") }
+        XCTAssertEqual(text(low.abs("h1")), "hard", "lower changed")
+        try finishAndCompareWithKernel()
+    }
+
     /// Case 16: `mknod c 0 0` through the mount is EPERM; other nodes work.
     func testMknodWhiteoutIsRefused() throws {
         try fx.layer("low").file("x", "x")

@@ -31,6 +31,16 @@ final class WriteDifferentialTests: WriteTestCase {
         Script(name: "rename-dirs-one-layer", layers: 1, text: "mv dir dir2; mv tree/x/y tree/y; mv dir2 tree/x/dir"),
         Script(name: "hard-links", layers: 3, text: "ln f f-hard; ln dir/a dir/sub/a-hard; echo changed >> f-hard; ln g g2; rm g"),
         Script(name: "symlinks", layers: 2, text: "ln -s f s1; ln -s /abs/none s2; rm link; ln -s dir link; ln -s ../f dir/up"),
+        Script(name: "lower-hard-links", layers: 3, text: "chmod 600 hl1; echo x >> dir/hl2; ln hl1 hl3"),
+        Script(name: "link-over-whiteout", layers: 2, text: "rm f; ln g f; rm dir/a; ln -s ../g dir/a; rm -rf tree; ln big tree"),
+        Script(name: "deep-rename", layers: 3, text: "mv tree/x/y tree/y2; mv tree tree2; echo n > tree2/x/new; mv dir/sub tree2/x/y2"),
+        Script(name: "rmdir-merged", layers: 3, text: "rm -rf dir/*; rmdir dir; mkdir dir; rm -rf tree/x/*; rmdir tree/x"),
+        Script(name: "type-changes", layers: 2, text: "rm f; mkdir f; echo x > f/x; rm -rf op; echo file > op; rm link; mkdir link"),
+        Script(name: "read-only-dir", layers: 3, text: "chmod 555 dir; touch dir/new; mkdir dir/nd; chmod 755 dir; chmod 000 g"),
+        Script(name: "setgid-dir", layers: 2, text: "touch sg/f; mkdir sg/d; mkdir sg/d/e; echo x > sg/d/e/x"),
+        Script(name: "rename-merged-with-whiteouts", layers: 3, text: "rm dir/a dir/m; echo n > dir/n; mv dir dir2; rm tree/x/top; mv tree/x tree/y"),
+        Script(name: "rename-over-empty-dir", layers: 2, text: "mv -T dir empty; mkdir n; rm tree/x/y/z; mv -T n tree/x/y"),
+        Script(name: "utimens-flags", layers: 1, text: "touch -a g; touch -m -d 2005-05-05 dir/a; touch -a -d 2006-06-06 dir/b"),
         Script(name: "mixed-1", layers: 1, text: mixed),
         Script(name: "mixed-2", layers: 2, text: mixed),
         Script(name: "mixed-3", layers: 3, text: mixed),
@@ -52,7 +62,8 @@ final class WriteDifferentialTests: WriteTestCase {
             .file("dir/a", "a", mode: 0o640, uid: 3, gid: 4).file("dir/b", "b").file("dir/sub/c", "c")
             .file("tree/x/y/z", "z").file("tree/x/y/gone", "gone").symlink("link", to: "f")
             .fileBytes("big", (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
-            .file("op/hidden", "hidden")
+            .file("op/hidden", "hidden").file("hl1", "hard").dir("sg", mode: 0o2775, gid: 100).dir("empty")
+        XCTAssertEqual(link(bottom.abs("hl1"), bottom.abs("dir/hl2")), 0)
         if count >= 2 {
             let mid = try fx.layer(names[count - 2])
             try mid.file("dir/m", "m").file("dir/b", "b-mid", mode: 0o600).whiteout("tree/x/y/gone")
@@ -70,22 +81,25 @@ final class WriteDifferentialTests: WriteTestCase {
         return names.map { fx.path($0) }
     }
 
-    /// mtimes of every non-directory in `snap` under `root`.
-    private func fileTimes(_ root: String, _ snap: TreeSnapshot) -> [String: Int] {
-        var out: [String: Int] = [:]
+    /// mtime and link count of every non-directory in `snap` under `root`.
+    private func fileTimes(_ root: String, _ snap: TreeSnapshot) -> [String: (mtime: Int, nlink: Int)] {
+        var out: [String: (mtime: Int, nlink: Int)] = [:]
         for (k, e) in snap.entries where e.type != "d" {
             var st = stat()
-            if lstat(root + "/" + k, &st) == 0 { out[k] = st.st_mtim.tv_sec }
+            if lstat(root + "/" + k, &st) == 0 { out[k] = (st.st_mtim.tv_sec, Int(st.st_nlink)) }
         }
         return out
     }
 
-    /// Non-directories whose mtime is older than the test on either side must agree (a file
-    /// written during the test has "now" on both sides, which cannot be compared).
-    private func compareTimes(_ mine: [String: Int], _ theirs: [String: Int], since start: Int, _ label: String) {
+    /// Link counts must agree; so must the mtimes of non-directories whose mtime is older than
+    /// the test on either side (a file written during the test has "now" on both sides).
+    private func compareTimes(_ mine: [String: (mtime: Int, nlink: Int)], _ theirs: [String: (mtime: Int, nlink: Int)],
+                              since start: Int, _ label: String) {
         for (k, t) in mine {
-            guard let o = theirs[k], t < start || o < start else { continue }
-            XCTAssertEqual(t, o, "\(label): mtime of /\(k)")
+            guard let o = theirs[k] else { continue }
+            XCTAssertEqual(t.nlink, o.nlink, "\(label): nlink of /\(k)")
+            guard t.mtime < start || o.mtime < start else { continue }
+            XCTAssertEqual(t.mtime, o.mtime, "\(label): mtime of /\(k)")
         }
     }
 

@@ -127,10 +127,7 @@ extension UnionFileSystem {
             do throws(Errno) {
                 fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
                 if opaque {
-                    let dir = try staging.openChild(t)
-                    try stack.names.opaque.withUnsafeBufferPointer { (n) throws(Errno) in
-                        try Sys.fsetxattr(dir.fd, n.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
-                    }
+                    try setOpaque(try staging.openChild(t))
                 }
                 var isDir = false
                 if case .directory = what { isDir = true }

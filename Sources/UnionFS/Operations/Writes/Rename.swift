@@ -20,9 +20,9 @@ extension UnionFileSystem {
         let dst = try? stack.resolve(newName, in: q.directoryLayers())
         if flags & Sys.renameNoReplace != 0 && dst != nil { throw .fileExists }
         if exchange && dst == nil { throw .noSuchFileOrDirectory }
-        let srcID = stack.inodes.reported(FileID(src.stat))
+        let srcID = nodeID(of: src, parent: p.id, name: srcName)
         if !exchange, let dst {
-            if srcID == stack.inodes.reported(FileID(dst.stat)) { return }  // same file: nothing to do
+            if srcID == nodeID(of: dst, parent: q.id, name: dstName) { return }  // same file: nothing to do
             if src.isDirectory && !dst.isDirectory { throw .notDirectory }
             if !src.isDirectory && dst.isDirectory { throw .isDirectory }
             if dst.isDirectory {
@@ -35,7 +35,7 @@ extension UnionFileSystem {
         try moveEntirelyToUpper(srcNode)
         var dstNode: Node? = nil
         if exchange, let dst {
-            let n = nodeOrDetached(stack.inodes.reported(FileID(dst.stat)), parent: q, name: dstName, entry: dst)
+            let n = nodeOrDetached(nodeID(of: dst, parent: q.id, name: dstName), parent: q, name: dstName, entry: dst)
             try moveEntirelyToUpper(n)
             dstNode = n
         }
@@ -107,9 +107,7 @@ extension UnionFileSystem {
     func makeOpaque(_ n: Node) throws(Errno) {
         let layers = try n.directoryLayers()
         guard layers[0].layer == 0 else { throw .ioError }
-        try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
-            try Sys.fsetxattr(layers[0].dir.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
-        }
+        try setOpaque(layers[0].dir)
     }
 
     /// Makes a node live entirely in the upper: a file is copied up; a directory with lower
@@ -134,12 +132,10 @@ extension UnionFileSystem {
             do throws(Errno) {
                 top = try temp.withCString { (t) throws(Errno) -> LayerDir in
                     try name.withCString { (src) throws(Errno) -> LayerDir in
-                        try copyTree(entry, name: src, in: staging, at: t, copies: &copies)
+                        try copyTree(entry, id: n.id, name: src, in: staging, at: t, copies: &copies)
                     }
                 }
-                try stack.names.opaque.withUnsafeBufferPointer { (x) throws(Errno) in
-                    try Sys.fsetxattr(top.fd, x.baseAddress!, UnsafeRawBufferPointer(start: "y", count: 1), 0)
-                }
+                try setOpaque(top)
                 try temp.withCString { (t) throws(Errno) in
                     try name.withCString { (dst) throws(Errno) in
                         if case .entry = upperEntry(dst, in: upperParent) {
@@ -168,10 +164,9 @@ extension UnionFileSystem {
         }
     }
 
-    /// Copies the merged directory `entry` (named `name` in its parent) to `temp` in `target`,
-    /// recursively, and records for every entry below it the inode number it reported and its
-    /// new place.
-    private func copyTree(_ entry: ResolvedEntry, name: UnsafePointer<CChar>, in target: LayerDir,
+    /// Copies the merged directory `entry` (node `id`, named `name` in its parent) to `temp` in
+    /// `target`, recursively, and records for every entry below it its node id and new place.
+    private func copyTree(_ entry: ResolvedEntry, id dirID: UInt64, name: UnsafePointer<CChar>, in target: LayerDir,
                           at temp: UnsafePointer<CChar>, copies: inout [(UInt64, ResolvedEntry)]) throws(Errno) -> LayerDir {
         let engine = copier
         try engine.build(entry.stat, from: entry, name: name, in: target, at: temp, truncate: false)
@@ -179,9 +174,9 @@ extension UnionFileSystem {
         for child in try stack.mergedListing(of: entry.layers) {
             try child.name.withCString { (c) throws(Errno) in
                 let ce = try stack.resolve(c, in: entry.layers)
-                let id = stack.inodes.reported(FileID(ce.stat))
+                let id = nodeID(of: ce, parent: dirID, name: child.name)
                 if ce.isDirectory {
-                    let sub = try copyTree(ce, name: c, in: dir, at: c, copies: &copies)
+                    let sub = try copyTree(ce, id: id, name: c, in: dir, at: c, copies: &copies)
                     copies.append((id, ResolvedEntry(stat: try sub.stat(), topLayer: 0, parentDir: dir,
                                                      layers: [DirLayer(layer: 0, dir: sub, holdsXattrWhiteouts: false)])))
                 } else {

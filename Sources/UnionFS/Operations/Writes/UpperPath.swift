@@ -52,6 +52,15 @@ extension UnionFileSystem {
         return (try? stack.resolve(name, in: lower)) != nil
     }
 
+    /// Marks the upper directory `dir` opaque: `<ns>.overlay.opaque` = "y" (the value lives in
+    /// static memory, so the buffer cannot dangle).
+    func setOpaque(_ dir: LayerDir) throws(Errno) {
+        let y: StaticString = "y"
+        try stack.names.opaque.withUnsafeBufferPointer { (n) throws(Errno) in
+            try Sys.fsetxattr(dir.fd, n.baseAddress!, UnsafeRawBufferPointer(start: y.utf8Start, count: 1), 0)
+        }
+    }
+
     /// What the upper directory holds under `name`.
     func upperEntry(_ name: UnsafePointer<CChar>, in upper: LayerDir) -> UpperEntry {
         guard let st = try? upper.stat(name) else { return .absent }
