@@ -138,7 +138,7 @@ struct ImageMountCommand: ParsableCommand {
         let store = try storeOption.open()
         try MountPreflight.check(mountpoint: mountpoint)
         var ref = image
-        if access(image, F_OK) == 0 && !image.hasPrefix("sha256:") {
+        if ImageStore.looksLikeArchive(image) {
             let records = try store.load(archive: image, platform: platform)
             ref = records[0].name ?? records[0].config.description
         }

@@ -57,6 +57,18 @@ final class ImageBadInputTests: ImageTestCase {
         try assertLoadFails(missing, "blob missing")
     }
 
+    /// A docker-archive whose layer was changed inside the archive: its diffID no longer
+    /// matches the config's.
+    func testTamperedDockerArchiveLayer() throws {
+        try makeBaseImage()
+        let archive = try podmanSave("localhost/base:latest", format: "docker-archive")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: archive))
+        let at = try XCTUnwrap(bytes.range(of: Data("hello\n".utf8)))
+        bytes[at.lowerBound] = UInt8(ascii: "j")
+        try bytes.write(to: URL(fileURLWithPath: archive))
+        try assertLoadFails(archive, "diffID mismatch")
+    }
+
     func testTruncatedArchive() throws {
         let layout = tmp + "/layout"
         try writeLayout(layout, layers: [try layerTar("l1", ["etc/b": String(repeating: "b", count: 100_000)])])
