@@ -136,7 +136,13 @@ struct ImageMountCommand: ParsableCommand {
 
     func run() throws {
         let store = try storeOption.open()
-        try MountPreflight.check(mountpoint: mountpoint)
+        try MountPreflight.check(mountpoint: self.mountpoint)
+        // Absolute, so that the unmount at the end finds it whatever the working directory.
+        guard let resolved = realpath(mountpoint, nil) else {
+            throw ConfigurationError("mountpoint '\(mountpoint)': \(String(cString: strerror(errno)))")
+        }
+        let mountpoint = String(cString: resolved)
+        free(resolved)
         var ref = image
         if ImageStore.looksLikeArchive(image) {
             let records = try store.load(archive: image, platform: platform)

@@ -29,6 +29,8 @@ struct UnionFSCommand: ParsableCommand {
             try command.run()
         } catch let error as ConfigurationError {
             fail(error.message, code: 1)
+        } catch let error as ExitCode {
+            Glibc.exit(error.rawValue)  // the failure was reported where it happened
         } catch {
             let code = exitCode(for: error)
             if code == .success {
