@@ -92,6 +92,22 @@ final class ImageBadInputTests: ImageTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: store + "/escaped"))
     }
 
+    /// Unknown references and wrong option combinations: one line naming them.
+    func testUnknownReferencesAndOptions() throws {
+        for (args, message) in [(["rm", "nosuch"], "image 'nosuch' is not in the store"),
+                                (["mount", "nosuch", tmp], "image 'nosuch' is not in the store"),
+                                (["mount", "--upper", tmp + "/u", "nosuch", tmp], "--upper and --workdir need --writable"),
+                                (["mount", "--writable", "nosuch", tmp], "--writable needs --upper DIR"),
+                                (["save", "--format", "zip", "nosuch", tmp + "/o.tar"], "'zip' is invalid for '--format"),
+                                (["commit", "--upper", tmp, "--from", "nosuch", "new"], "image 'nosuch' is not in the store"),
+                                (["load", tmp + "/absent.tar"], "archive '\(tmp)/absent.tar'")] {
+            let r = try image(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("unionfs-swift: ") && r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+    }
+
     func testBadManifests() throws {
         let layer = try layerTar("l1", ["etc/b": "b\n"])
         let unknown = tmp + "/unknown"
