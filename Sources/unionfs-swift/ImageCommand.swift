@@ -80,7 +80,7 @@ struct ImageListCommand: ParsableCommand {
         }
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
         let text = rows.map { r in
-            r.enumerated().map { c, v in c == r.count - 1 ? v : v.padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0) }.joined()
+            r.enumerated().map { c, v in c == r.count - 1 ? v : v + String(repeating: " ", count: widths[c] + 2 - v.count) }.joined()
         }.joined(separator: "\n")
         try writeStdout(text + "\n")
     }
@@ -150,7 +150,7 @@ struct ImageMountCommand: ParsableCommand {
         }
         let (dirs, locks) = try store.lowerdirs(ref)
         // The lowers go in as a lowerdir= option so that -o is checked as the mount command does.
-        let lowerdir = "lowerdir=" + dirs.map { $0.replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":")
+        let lowerdir = "lowerdir=" + dirs.map { d in d.map { $0 == ":" ? "\\:" : String($0) }.joined() }.joined(separator: ":")
         var options = try MountOptions.parse([lowerdir] + o)
         options.stack.lowerdirs = dirs
         options.stack.xattrNamespace = store.xattrNamespace
