@@ -80,7 +80,7 @@ struct ImageListCommand: ParsableCommand {
         }
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
         let text = rows.map { r in
-            r.enumerated().map { c, v in c == r.count - 1 ? v : v.padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0) }.joined()
+            r.enumerated().map { c, v in c == r.count - 1 ? v : v + String(repeating: " ", count: widths[c] + 2 - v.count) }.joined()
         }.joined(separator: "\n")
         try writeStdout(text + "\n")
     }
@@ -136,15 +136,21 @@ struct ImageMountCommand: ParsableCommand {
 
     func run() throws {
         let store = try storeOption.open()
-        try MountPreflight.check(mountpoint: mountpoint)
+        try MountPreflight.check(mountpoint: self.mountpoint)
+        // Absolute, so that the unmount at the end finds it whatever the working directory.
+        guard let resolved = realpath(mountpoint, nil) else {
+            throw ConfigurationError("mountpoint '\(mountpoint)': \(String(cString: strerror(errno)))")
+        }
+        let mountpoint = String(cString: resolved)
+        free(resolved)
         var ref = image
-        if access(image, F_OK) == 0 && !image.hasPrefix("sha256:") {
+        if ImageStore.looksLikeArchive(image) {
             let records = try store.load(archive: image, platform: platform)
             ref = records[0].name ?? records[0].config.description
         }
         let (dirs, locks) = try store.lowerdirs(ref)
         // The lowers go in as a lowerdir= option so that -o is checked as the mount command does.
-        let lowerdir = "lowerdir=" + dirs.map { $0.replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":")
+        let lowerdir = "lowerdir=" + dirs.map { d in d.map { $0 == ":" ? "\\:" : String($0) }.joined() }.joined(separator: ":")
         var options = try MountOptions.parse([lowerdir] + o)
         options.stack.lowerdirs = dirs
         options.stack.xattrNamespace = store.xattrNamespace

@@ -31,8 +31,8 @@ struct UnionFSCommand: ParsableCommand {
             fail(error.message, code: 1)
         } catch let error as CommandFailure {
             fail(error.message, code: error.status)
-        } catch let status as ExitCode where status != .success && status != .validationFailure {
-            Glibc.exit(status.rawValue)  // the command already said what it had to say
+        } catch let error as ExitCode {
+            Glibc.exit(error.rawValue)  // the failure was reported where it happened
         } catch {
             let code = exitCode(for: error)
             if code == .success {

@@ -7,6 +7,9 @@ extension ImageStore {
     /// written as a tar in the deterministic commit order.
     public func export(_ ref: String, to out: String, progress: ImageProgress? = nil) throws {
         let image = try stored(try resolve(ref))
+        // Shared: prune (exclusive) must not clear this staging while it is in use.
+        let lock = try storeLock(exclusive: false)
+        defer { lock.release() }
         let staging = try Files.makeTemporaryDirectory(in: tmp, prefix: "export")
         defer { try? Files.removeTree(staging) }
         let flat = staging + "/rootfs"

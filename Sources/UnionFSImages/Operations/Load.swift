@@ -61,6 +61,12 @@ extension ImageStore {
         return records
     }
 
+    /// Whether `path` names an archive rather than an image in the store: a file, or a
+    /// directory holding an OCI layout or an unpacked docker-archive.
+    public static func looksLikeArchive(_ path: String) -> Bool {
+        Files.isRegularFile(path) || Files.isRegularFile(path + "/index.json") || Files.isRegularFile(path + "/manifest.json")
+    }
+
     /// The first bytes of a file, to tell its compression.
     static func magic(_ path: String) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

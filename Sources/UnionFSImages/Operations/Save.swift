@@ -14,6 +14,9 @@ extension ImageStore {
     /// Writes an image as an archive file, landed by rename once complete.
     public func save(_ ref: String, to out: String, format: ArchiveFormat, progress: ImageProgress? = nil) throws {
         let image = try stored(try resolve(ref))
+        // Shared: prune (exclusive) must not clear this staging while it is in use.
+        let lock = try storeLock(exclusive: false)
+        defer { lock.release() }
         let staging = try Files.makeTemporaryDirectory(in: tmp, prefix: "save")
         defer { try? Files.removeTree(staging) }
         let partial = out + ".partial-\(getpid())"

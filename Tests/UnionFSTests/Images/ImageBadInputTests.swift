@@ -57,6 +57,18 @@ final class ImageBadInputTests: ImageTestCase {
         try assertLoadFails(missing, "blob missing")
     }
 
+    /// A docker-archive whose layer was changed inside the archive: its diffID no longer
+    /// matches the config's.
+    func testTamperedDockerArchiveLayer() throws {
+        try makeBaseImage()
+        let archive = try podmanSave("localhost/base:latest", format: "docker-archive")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: archive))
+        let at = try XCTUnwrap(bytes.range(of: Data("hello\n".utf8)))
+        bytes[at.lowerBound] = UInt8(ascii: "j")
+        try bytes.write(to: URL(fileURLWithPath: archive))
+        try assertLoadFails(archive, "diffID mismatch")
+    }
+
     func testTruncatedArchive() throws {
         let layout = tmp + "/layout"
         try writeLayout(layout, layers: [try layerTar("l1", ["etc/b": String(repeating: "b", count: 100_000)])])
@@ -78,6 +90,22 @@ final class ImageBadInputTests: ImageTestCase {
         try writeLayout(layout, layers: [tmp + "/evil.tar"])
         try assertLoadFails(layout, "escaped")
         XCTAssertFalse(FileManager.default.fileExists(atPath: store + "/escaped"))
+    }
+
+    /// Unknown references and wrong option combinations: one line naming them.
+    func testUnknownReferencesAndOptions() throws {
+        for (args, message) in [(["rm", "nosuch"], "image 'nosuch' is not in the store"),
+                                (["mount", "nosuch", tmp], "image 'nosuch' is not in the store"),
+                                (["mount", "--upper", tmp + "/u", "nosuch", tmp], "--upper and --workdir need --writable"),
+                                (["mount", "--writable", "nosuch", tmp], "--writable needs --upper DIR"),
+                                (["save", "--format", "zip", "nosuch", tmp + "/o.tar"], "'zip' is invalid for '--format"),
+                                (["commit", "--upper", tmp, "--from", "nosuch", "new"], "image 'nosuch' is not in the store"),
+                                (["load", tmp + "/absent.tar"], "archive '\(tmp)/absent.tar'")] {
+            let r = try image(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("unionfs-swift: ") && r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
     }
 
     func testBadManifests() throws {
