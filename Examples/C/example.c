@@ -4,6 +4,8 @@
  *
  *   cc example.c $(pkg-config --cflags --libs unionfs) -o example && sudo ./example
  */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,11 @@ static void put(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || write(fd, text, strlen(text)) < 0) { perror(path); exit(1); }
     close(fd);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)type; (void)ftw;
+    return remove(path);
 }
 
 static int check(int rc, const char *what) {
@@ -69,6 +76,8 @@ int main(void) {
     char message[256];
     unionfs_last_error(message, sizeof message);
     printf("expected error: %s\n", message);
+
+    if (nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) { perror("removing the example's files"); return 1; }
     printf("ok\n");
     return 0;
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks the CMake build end to end (called by .ci/run): configure and build with Ninja into
+# build-cmake/, install into a temporary prefix, run the installed unionfs-swift, check that
+# libunionfs.so exports exactly the functions of include/unionfs.h, then compile
+# Examples/C/example.c against the installed library with pkg-config alone and run it (it mounts,
+# so run as root). Fails on the first problem; prints the time taken.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+build=build-cmake
+prefix=$(mktemp -d /tmp/unionfs-cmake-prefix.XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+fail() { echo "cmake-check: $*" >&2; exit 1; }
+
+cmake -G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Warnings of the project's Swift sources are the Swift build's business: show only the outcome.
+if ! cmake --build "$build" >"$build/build.log" 2>&1; then
+  grep -E "error|FAILED" "$build/build.log" | head -40 >&2
+  fail "cmake --build failed (full log in $build/build.log)"
+fi
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+version=$("$prefix/bin/unionfs-swift" --version) || fail "installed unionfs-swift --version failed"
+[ -n "$version" ] || fail "installed unionfs-swift --version printed nothing"
+echo "cmake-check: installed unionfs-swift $version"
+
+# Exactly the header's functions are exported (the version script hides everything else).
+lib="$prefix/lib/libunionfs.so"
+declared=$(grep -oE '\bunionfs_[a-z_]+\(' include/unionfs.h | tr -d '(' | sort -u)
+exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sort -u)
+[ "$declared" = "$exported" ] || fail "libunionfs.so exports [$(echo $exported)], header declares [$(echo $declared)]"
+
+# The C example, compiled and linked with pkg-config only, then run from the install.
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+flags=$(pkg-config --cflags --libs unionfs) || fail "pkg-config --cflags --libs unionfs failed"
+# shellcheck disable=SC2086 # the flags are words
+cc -Wall -Wextra -Werror -o "$prefix/example" Examples/C/example.c $flags
+out=$(timeout 120 "$prefix/example" 2>&1) || fail "Examples/C/example.c failed ($?): $out"
+echo "$out" | sed 's/^/  example: /'
+[ "$(echo "$out" | tail -1)" = "ok" ] || fail "the C example did not finish with ok"
+if grep -q 'unionfs-c-example' /proc/self/mountinfo; then
+  fail "the C example left a mount behind: $(grep unionfs-c-example /proc/self/mountinfo)"
+fi
+echo "cmake-check: ok in $((SECONDS - start)) s"
