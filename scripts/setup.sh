@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system packages UnionFS needs on Debian 12 (run as root) and builds it.
+# Installs everything UnionFS needs on Debian 12 (run as root): the libraries it builds against,
+# the tools its tests drive (kernel overlayfs is the reference; fuse-overlayfs, podman, buildah and
+# debootstrap are the real clients), then builds the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-if ! dpkg -s libfuse3-dev fuse3 libattr1-dev attr libarchive-dev cmake ninja-build pkg-config >/dev/null 2>&1; then
+packages=(
+  libfuse3-dev fuse3 libattr1-dev attr libarchive-dev pkg-config cmake ninja-build  # build
+  fuse-overlayfs podman buildah crun runc debootstrap busybox-static zstd           # tests
+)
+if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq
-  apt-get install -y -qq libfuse3-dev fuse3 libattr1-dev attr libarchive-dev cmake ninja-build pkg-config >/dev/null
+  apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 [ -e /dev/fuse ] || modprobe fuse
 swift build -c release --product unionfs-swift 2>&1 | tail -1
