@@ -11,8 +11,8 @@ struct ImageCommand: ParsableCommand {
         commandName: "image",
         abstract: "Load, mount, commit and save container images in a shared layer store.",
         discussion: """
-        The store (--store, default /var/lib/unionfs-swift for root, else
-        $XDG_DATA_HOME/unionfs-swift) keeps each layer unpacked once, keyed by chain ID, as a
+        The store (--store, default /var/lib/unionfs-swift for root, else \
+        $XDG_DATA_HOME/unionfs-swift) keeps each layer unpacked once, keyed by chain ID, as a \
         lower dir shared by every image that has it.
         """,
         subcommands: [ImageLoadCommand.self, ImageListCommand.self, ImageRemoveCommand.self,

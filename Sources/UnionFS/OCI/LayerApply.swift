@@ -6,6 +6,10 @@ public enum ApplyMode: Sendable, Equatable {
     /// A layer dir for use as a lower: whiteouts become 0:0 character devices and opaque
     /// markers `<ns>.overlay.opaque=y`. The target must be absent or empty.
     case layer(XattrNamespace)
+    /// A layer dir that keeps the OCI markers as empty files (`.wh.NAME`, `.wh..wh..opq`):
+    /// for mounts that read OCI whiteouts in lowers (this one's default) when whiteout devices
+    /// cannot be made (rootless). The target must be absent or empty.
+    case ociLayer
     /// Onto an existing tree: what whiteouts name is deleted, opaque directories are emptied of
     /// what was there, then the layer's entries replace or join the target's.
     case flatten
@@ -72,8 +76,12 @@ public enum LayerApply {
         }
         do {
             switch mode {
-            case .layer(let ns):
-                try unpack.markers.write(into: staging, namespace: ns)
+            case .layer, .ociLayer:
+                if case .layer(let ns) = mode {
+                    try unpack.markers.write(into: staging, namespace: ns)
+                } else {
+                    try unpack.markers.writeOCI(into: staging)
+                }
                 try Sys.fchmodat(parent.fd, stagingName.storage, 0o755)
                 try Sys.renameat2(parent.fd, stagingName.storage, parent.fd, targetName.storage,
                                   existing ? 0 : Sys.renameNoReplace)
@@ -112,7 +120,7 @@ public enum LayerApply {
             return false
         } catch { throw ConfigurationError("target '\(target)': \(error)") }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw ConfigurationError("target '\(target)' is not a directory") }
-        if case .layer = mode {
+        if mode != .flatten {
             var empty = true
             do {
                 let dir = try name.withCString { (n) throws(Errno) in try parent.openChild(n) }

@@ -57,19 +57,31 @@ public final class ImageStore: @unchecked Sendable {
         for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
             try Files.makeDirectories(r + "/" + dir, mode: 0o700)
         }
-        struct Settings: Codable { var xattrNamespace: String }
+        // Fixed when the store is made: root gets the kernel's form (whiteout devices, trusted
+        // xattrs), others OCI marker files and user xattrs, which need no privilege.
+        struct Settings: Codable { var xattrNamespace: String; var whiteouts: String? }
         let settingsPath = r + "/store.json"
         if Files.exists(settingsPath) {
-            let s = try JSONDecoder().decode(Settings.self, from: Data(try Files.readFile(settingsPath)))
-            guard let ns = XattrNamespace(rawValue: s.xattrNamespace) else {
-                throw ImageError("store '\(r)': unknown xattr namespace '\(s.xattrNamespace)'")
+            let s = try decode(Settings.self, try Files.readFile(settingsPath), what: "store '\(r)': store.json")
+            guard let ns = XattrNamespace(rawValue: s.xattrNamespace), [nil, "device", "oci"].contains(s.whiteouts) else {
+                throw ImageError("store '\(r)': store.json has unknown settings")
             }
             xattrNamespace = ns
+            ociWhiteouts = s.whiteouts == "oci"
         } else {
-            xattrNamespace = geteuid() == 0 ? .trusted : .user
-            try Files.writeAtomically(settingsPath, Array(try JSONEncoder().encode(Settings(xattrNamespace: xattrNamespace.rawValue))))
+            let root = geteuid() == 0
+            xattrNamespace = root ? .trusted : .user
+            ociWhiteouts = !root
+            let s = Settings(xattrNamespace: xattrNamespace.rawValue, whiteouts: root ? "device" : "oci")
+            try Files.writeAtomically(settingsPath, Array(try JSONEncoder().encode(s)))
         }
     }
+
+    /// Whether layers keep whiteouts as OCI marker files rather than devices.
+    public let ociWhiteouts: Bool
+
+    /// How layers are unpacked into this store.
+    var applyMode: ApplyMode { ociWhiteouts ? .ociLayer : .layer(xattrNamespace) }
 
     // MARK: Paths
 

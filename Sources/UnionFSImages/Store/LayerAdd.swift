@@ -66,7 +66,7 @@ final class StoreAddition {
         try Files.removeTree(dir)  // a crashed unpack's leftovers: the record was never written
         guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
         do {
-            let result = try LayerApply.apply(tar: blob, to: store.diffDir(chain), mode: .layer(store.xattrNamespace),
+            let result = try LayerApply.apply(tar: blob, to: store.diffDir(chain), mode: store.applyMode,
                                               expect: expect,
                                               progress: progress.map { p in { p(stage, $0, $1) } })
             let record = LayerRecord(chainID: chain, diffID: diffID, parent: parent, size: result.bytes, entries: result.entries)

@@ -34,6 +34,13 @@ final class ImageCommitTests: ImageTestCase {
             XCTAssertTrue(loaded.contains("localhost/changed:1"), loaded)
             let tree = try podmanTree("localhost/changed:1", root: other)
             XCTAssertTreesEqual(tree, ours, ignoringDirectorySize: true)
+            // And a container of it sees the changes (runc; the ulimits are what this host allows).
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/runc") {
+                let seen = try podman(["run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
+                                       "--ulimit", "nproc=4096:4096", "localhost/changed:1", "/bin/sh", "-c",
+                                       "cat /etc/added; test -e /etc/removeme || echo removed"], root: other)
+                XCTAssertEqual(seen, "committed\nremoved", format)
+            }
             // And it loads back here, into a fresh store.
             let again = try Run.program(TestEnvironment.binary, ["image", "load", "--store", tmp + "/store-" + format, out], timeout: 60)
             XCTAssertEqual(again.status, 0, again.stderr)

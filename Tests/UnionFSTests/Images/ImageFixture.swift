@@ -24,7 +24,7 @@ class ImageTestCase: TempDirTestCase {
         guard FileManager.default.isExecutableFile(atPath: Self.podmanPath) else { throw XCTSkip("podman is not installed") }
         let r = root ?? podmanRoot
         let full = ["--root", r + "/storage", "--runroot", try runroot(for: r), "--storage-driver", "vfs",
-                    "--cgroup-manager", "cgroupfs", "--runtime", "crun"] + args
+                    "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc"] + args
         let result = try Run.program(Self.podmanPath, full, timeout: timeout)
         guard result.status == 0, !result.timedOut else {
             throw WalkError(description: "podman \(args.joined(separator: " ")) failed (\(result.status)): \(result.stderr)")
@@ -41,7 +41,11 @@ class ImageTestCase: TempDirTestCase {
         guard let p = mkdtemp(&template) else { throw WalkError(description: "mkdtemp: \(String(cString: strerror(errno)))") }
         let dir = String(cString: p)
         runroots[root] = dir
-        addCleanup { try? FileManager.default.removeItem(atPath: dir) }
+        addCleanup {
+            // A container run may leave mounts (shm) below the runroot: never delete through them.
+            for m in MountTable.entries().reversed() where m.mountPoint.hasPrefix(dir + "/") { MountTable.forceUnmount(m.mountPoint) }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         return dir
     }
 

@@ -131,3 +131,33 @@ final class ImagePlatformTests: ImageTestCase {
         XCTAssertTrue(r.stderr.contains("no image for linux/riscv64 (it has linux/amd64, linux/arm64, linux/s390x)"), r.stderr)
     }
 }
+
+/// A store made by a user other than root: no whiteout devices can be made, so layers keep
+/// the OCI marker files, which the mount reads as whiteouts.
+final class ImageRootlessStoreTests: ImageTestCase {
+    func testRootlessLoadKeepsOCIMarkers() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("setpriv is missing") }
+        try makeBaseImage()
+        try makeDerivedImage(from: "localhost/base:latest", as: "localhost/derived:latest")
+        let expected = try podmanTree("localhost/derived:latest")
+        let archive = try podmanSave("localhost/derived:latest", format: "oci-archive")
+        XCTAssertEqual(chmod(tmp, 0o755), 0)
+        XCTAssertEqual(chmod(archive, 0o644), 0)
+        let home = try makeDir("home")
+        XCTAssertEqual(chown(home, 65534, 65534), 0)
+        store = home + "/store"
+        let r = try Run.program("/usr/bin/setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                                     TestEnvironment.binary, "image", "load", "--store", store, archive], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let settings = try String(contentsOfFile: store + "/store.json", encoding: .utf8)
+        XCTAssertTrue(settings.contains(#""whiteouts":"oci""#) && settings.contains(#""xattrNamespace":"user""#), settings)
+        let layers = try FileManager.default.contentsOfDirectory(atPath: store + "/layers")
+        XCTAssertTrue(layers.contains { FileManager.default.fileExists(atPath: store + "/layers/\($0)/diff/etc/.wh.removeme") })
+        // /dev/fuse is root's here: mount the rootless store as root.
+        let mnt = try mountImage("localhost/derived")
+        var tree = try TreeSnapshot.walk(mnt)
+        // Unpacked without privilege, every file belongs to the user that loaded it.
+        for (k, var e) in tree.entries { e.uid = 0; e.gid = 0; tree.entries[k] = e }
+        XCTAssertTreesEqual(tree, expected, ignoringDirectorySize: true)
+    }
+}
