@@ -11,16 +11,6 @@ import XCTest
 /// PATH. Hence two tests: mount.fuse3 directly with PATH prefixed by the build directory, and the
 /// full `mount -t` path with a temporary symlink in /usr/local/sbin (made only when absent).
 final class MountHelperTests: MountTestCase {
-    /// Processes whose command line mentions `needle` (our unique temp path): the daemon we started.
-    private func processes(mentioning needle: String) -> [pid_t] {
-        guard let items = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        return items.compactMap { item -> pid_t? in
-            guard let pid = pid_t(item), pid != getpid(),
-                  let data = FileManager.default.contents(atPath: "/proc/\(item)/cmdline") else { return nil }
-            return String(decoding: data, as: UTF8.self).contains(needle) ? pid : nil
-        }
-    }
-
     private var environmentWithBinaryInPATH: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["PATH"] = TestEnvironment.dirname(TestEnvironment.binary) + ":" + (env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -33,13 +23,7 @@ final class MountHelperTests: MountTestCase {
                                    file: StaticString = #filePath, line: UInt = #line) throws {
         try fx.layer("top").file("t", "top").file("shared", "top").dir("d").file("d/x", "x")
         try fx.layer("bot").file("b", "bottom").file("shared", "bottom").whiteout("nothing").dir("d").file("d/y", "y")
-        addCleanup { [self] in
-            MountTable.forceUnmount(mnt)
-            // The daemon exits after the unmount; if it did not, stop the one we started.
-            let deadline = Date().addingTimeInterval(5)
-            while !processes(mentioning: mnt).isEmpty && Date() < deadline { usleep(20_000) }
-            for pid in processes(mentioning: mnt) { kill(pid, SIGKILL) }
-        }
+        addDetachedMountCleanup(mnt)
         let r = try Run.program(program, args, timeout: 15, environment: environmentWithBinaryInPATH)
         XCTAssertFalse(r.timedOut, "\(program) did not return", file: file, line: line)
         XCTAssertEqual(r.status, 0, "\(program) failed: \(r.stderr)", file: file, line: line)
@@ -61,9 +45,7 @@ final class MountHelperTests: MountTestCase {
         let u = try Run.program("/usr/bin/umount", [mnt], timeout: 10)
         XCTAssertEqual(u.status, 0, "umount failed: \(u.stderr)", file: file, line: line)
         XCTAssertTrue(MountTable.wait(for: mnt, mounted: false, timeout: 5), file: file, line: line)
-        let deadline = Date().addingTimeInterval(5)
-        while !processes(mentioning: mnt).isEmpty && Date() < deadline { usleep(20_000) }
-        XCTAssertEqual(processes(mentioning: mnt), [], "the daemon should exit after the unmount", file: file, line: line)
+        XCTAssertTrue(waitForDaemonExit(mentioning: mnt), "the daemon should exit after the unmount", file: file, line: line)
     }
 
     /// mount.fuse3 as mount(8) calls it, with PATH prefixed by the build directory.
@@ -77,19 +59,7 @@ final class MountHelperTests: MountTestCase {
     /// The full `mount -t fuse.unionfs-swift overlay MNT -o lowerdir=...`.
     func testMountTypeFuseUnionfsSwift() throws {
         let mnt = try makeDir("mnt")
-        let link = "/usr/local/sbin/unionfs-swift"
-        var st = stat()
-        if lstat(link, &st) != 0 {
-            // mount(8) drops PATH: make the binary reachable on the default path for this test only.
-            try? FileManager.default.createDirectory(atPath: "/usr/local/sbin", withIntermediateDirectories: true)
-            guard Glibc.symlink(TestEnvironment.binary, link) == 0 else {
-                throw XCTSkip("cannot link \(link): \(String(cString: strerror(errno)))")
-            }
-            let target = TestEnvironment.binary
-            addCleanup {
-                if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == target { unlink(link) }
-            }
-        }
+        try linkBinaryOnDefaultPath()
         try assertHelperMount("/usr/bin/mount", ["-t", "fuse.unionfs-swift", "overlay", mnt,
                                                  "-o", lowerdirOption(["top", "bot"])], mnt: mnt)
     }
