@@ -171,9 +171,10 @@ final class KernelOverlay {
 
 extension TempDirTestCase {
     /// Mounts unionfs-swift (child process, foreground) at a fresh `tmp/name`; unmounted at teardown.
-    func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = []) throws -> FuseMount {
+    func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = [],
+                   timeout: TimeInterval = 10) throws -> FuseMount {
         let mnt = try makeDir(name)
-        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments)
+        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments, timeout: timeout)
         addCleanup { m.stop() }
         return m
     }

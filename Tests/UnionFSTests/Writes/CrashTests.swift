@@ -29,7 +29,8 @@ final class CrashTests: WriteTestCase {
     /// Remounts the same upper and workdir and checks that the staging area was emptied.
     private func remount(file: StaticString = #filePath, line: UInt = #line) throws -> FuseMount {
         mount = try fuseMount(lowerdirOption(lowers.map { String($0.split(separator: "/").last!) })
-                              + ",upperdir=\(upperDir),workdir=\(workDir)", name: "fuse-again")
+                              + ",upperdir=\(upperDir),workdir=\(workDir)", name: "fuse-again",
+                              timeout: 40)  // clearing a large staged file waits for its writeback
         XCTAssertEqual(names(workDir + "/work"), [], "workdir junk not cleaned at mount", file: file, line: line)
         return mount
     }
@@ -77,7 +78,8 @@ final class CrashTests: WriteTestCase {
         XCTAssertEqual(lstatOf(low.abs("big")).st_size, off_t(Self.big), "lower changed")
     }
 
-    /// kill -9 while renaming a directory with a large lower subtree (copied up whole).
+    /// kill -9 while renaming a directory with a large lower subtree (copied up whole): the old
+    /// tree or the moved one, complete either way.
     func testKillDuringDirectoryRenameCopyUp() throws {
         let low = try fx.layer("low")
         var expected: Set<String> = []
@@ -92,8 +94,12 @@ final class CrashTests: WriteTestCase {
         try mountWritable(["low"])
         let writer = try ChildProcess("/bin/mv", [m("tree"), m("moved")],
                                       stdoutPath: tmp + "/writer.out", stderrPath: tmp + "/writer.err")
-        let sawPartial = waitForStaging(timeout: 20) { p in
-            (try? FileManager.default.contentsOfDirectory(atPath: p).count).map { $0 >= 2 } ?? false
+        // Kill once part of the subtree has been copied into the upper.
+        let deadline = Date().addingTimeInterval(20)
+        var sawPartial = false
+        while Date() < deadline && !sawPartial {
+            sawPartial = names(u("tree")).count >= 3 && writer.isRunning
+            if !sawPartial { usleep(500) }
         }
         crash(writer)
         XCTAssertTrue(sawPartial, "the subtree copy-up was never seen in progress")
