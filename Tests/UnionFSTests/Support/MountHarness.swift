@@ -14,7 +14,7 @@ struct MountEntry {
 enum MountTable {
     /// Every mount this process sees, from /proc/self/mountinfo.
     static func entries() -> [MountEntry] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = readProcFile("/proc/self/mountinfo") else { return [] }
         var out: [MountEntry] = []
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
@@ -23,6 +23,23 @@ enum MountTable {
                                   source: unescape(f[dash + 2]), options: f[5]))
         }
         return out
+    }
+
+    /// The whole of a /proc file, read to EOF (Foundation's `contentsOfFile` stops after the
+    /// first 4 KiB of a file that reports size 0, which hid every mount past that point).
+    static func readProcFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes += buf[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Mounts whose mount point is exactly `path`.
@@ -172,7 +189,7 @@ final class KernelOverlay {
 extension TempDirTestCase {
     /// Mounts unionfs-swift (child process, foreground) at a fresh `tmp/name`; unmounted at teardown.
     func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = [],
-                   timeout: TimeInterval = 10) throws -> FuseMount {
+                   timeout: TimeInterval = 30) throws -> FuseMount {
         let mnt = try makeDir(name)
         let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments, timeout: timeout)
         addCleanup { m.stop() }

@@ -28,9 +28,8 @@ final class CrashTests: WriteTestCase {
 
     /// Remounts the same upper and workdir and checks that the staging area was emptied.
     private func remount(file: StaticString = #filePath, line: UInt = #line) throws -> FuseMount {
-        mount = try fuseMount(lowerdirOption(lowers.map { String($0.split(separator: "/").last!) })
-                              + ",upperdir=\(upperDir),workdir=\(workDir)", name: "fuse-again",
-                              timeout: 40)  // clearing a large staged file waits for its writeback
+        mount = try fuseMount("lowerdir=" + lowers.joined(separator: ":") + ",upperdir=\(upperDir),workdir=\(workDir)",
+                              name: "fuse-again", timeout: 40)  // a large staged file is cleared first
         XCTAssertEqual(names(workDir + "/work"), [], "workdir junk not cleaned at mount", file: file, line: line)
         return mount
     }
@@ -39,15 +38,22 @@ final class CrashTests: WriteTestCase {
         try Run.program("/usr/bin/cmp", ["-s", "-n", String(bytes), a, b], timeout: 60).status == 0
     }
 
-    /// kill -9 during the copy-up of a 1 GiB file (real data, no holes).
+    /// kill -9 during the copy-up of a 1 GiB file (real data, no holes). Layers, upper and
+    /// workdir are on a tmpfs, so that gigabytes of writeback do not slow the machine after.
     func testKillDuringLargeCopyUp() throws {
-        let low = try fx.layer("low")
+        let ram = try makeDir("ram")
+        XCTAssertEqual(Glibc.mount("tmpfs", ram, "tmpfs", 0, "size=3g"), 0, String(cString: strerror(errno)))
+        addCleanup { MountTable.forceUnmount(ram) }
+        let low = try LayerFixture(root: ram).layer("low")
         try low.file("small", "s")
         let r = try Run.program("/bin/sh", ["-c", "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c \(Self.big) > \"$0\"",
                                             low.abs("big")], timeout: 30)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(lstatOf(low.abs("big")).st_size, off_t(Self.big))
-        try mountWritable(["low"])
+        lowers = [low.path]
+        upperDir = try makeDir("ram/upper")
+        workDir = try makeDir("ram/work")
+        mount = try fuseMount("lowerdir=\(low.path),upperdir=\(upperDir),workdir=\(workDir)")
         let writer = try ChildProcess("/bin/sh", ["-c", "printf new >> \"$0\"", m("big")],
                                       stdoutPath: tmp + "/writer.out", stderrPath: tmp + "/writer.err")
         // Kill once the staging copy holds some data but not all of it.
