@@ -42,6 +42,23 @@ enum MountTable {
         return out
     }
 
+    /// The whole of a /proc file, read to EOF (Foundation's `contentsOfFile` stops after the
+    /// first 4 KiB of a file that reports size 0, which hid every mount past that point).
+    static func readProcFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes += buf[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Mounts whose mount point is exactly `path`.
     static func mounts(at path: String) -> [MountEntry] {
         entries().filter { $0.mountPoint == path }
@@ -188,9 +205,10 @@ final class KernelOverlay {
 
 extension TempDirTestCase {
     /// Mounts unionfs-swift (child process, foreground) at a fresh `tmp/name`; unmounted at teardown.
-    func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = []) throws -> FuseMount {
+    func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = [],
+                   timeout: TimeInterval = 30) throws -> FuseMount {
         let mnt = try makeDir(name)
-        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments)
+        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments, timeout: timeout)
         addCleanup { m.stop() }
         return m
     }

@@ -76,6 +76,48 @@ final class ConcurrencyTests: WriteTestCase {
         results.merge(mine, problems, appends: appends)
     }
 
+    /// Files created in a subdirectory while its ancestor (with lower content) is renamed, and
+    /// so copied up whole, are all there afterwards: none is lost with the replaced upper copy.
+    func testCreatesDuringDirectoryRename() throws {
+        let low = try fx.layer("low")
+        for i in 0..<1500 { try low.file("d/bulk/f\(i)", "bulk") }
+        try low.file("d/sub/lower", "l")
+        try mountWritable(["low"])
+        put(m("d/sub/seed"), "seed")   // d and d/sub now exist in the upper too
+        final class Made: @unchecked Sendable {
+            let lock = NSLock()
+            var names: [String] = []
+            var done = false
+        }
+        let made = Made()
+        let group = DispatchGroup()
+        let dir = m("d/sub")
+        group.enter()
+        Thread.detachNewThread {
+            var i = 0
+            while i < 100_000 {
+                made.lock.lock(); let stop = made.done; made.lock.unlock()
+                if stop { break }
+                let fd = open(dir + "/c\(i)", O_WRONLY | O_CREAT | O_EXCL, 0o644)
+                if fd >= 0 { close(fd); made.lock.lock(); made.names.append("c\(i)"); made.lock.unlock() }
+                i += 1
+            }
+            group.leave()
+        }
+        usleep(20_000)
+        XCTAssertEqual(errnoOf(rename(m("d"), m("e"))), 0)
+        made.lock.lock(); made.done = true; made.lock.unlock()
+        XCTAssertEqual(group.wait(timeout: .now() + 30), .success, "creator did not finish")
+        let created = Set(made.names)
+        XCTAssertGreaterThan(created.count, 0)
+        mount.stop()
+        let inUpper = Set(names(u("e/sub")))
+        XCTAssertEqual(created.subtracting(inUpper).sorted().prefix(20), [], "created files lost by the directory rename")
+        XCTAssertTrue(inUpper.isSuperset(of: ["seed", "lower"]))
+        XCTAssertFalse(exists(u("d")) && !UpperForm.isWhiteout(u("d")), "old name still a directory")
+        try assertUpperWellFormed()
+    }
+
     func testConcurrentChangesInSharedDirectories() throws {
         let low = try fx.layer("low")
         try low.file("log", "start\n").dir("s0").dir("s1").file("untouched", "u")

@@ -28,8 +28,8 @@ final class CrashTests: WriteTestCase {
 
     /// Remounts the same upper and workdir and checks that the staging area was emptied.
     private func remount(file: StaticString = #filePath, line: UInt = #line) throws -> FuseMount {
-        mount = try fuseMount(lowerdirOption(lowers.map { String($0.split(separator: "/").last!) })
-                              + ",upperdir=\(upperDir),workdir=\(workDir)", name: "fuse-again")
+        mount = try fuseMount("lowerdir=" + lowers.joined(separator: ":") + ",upperdir=\(upperDir),workdir=\(workDir)",
+                              name: "fuse-again", timeout: 40)  // a large staged file is cleared first
         XCTAssertEqual(names(workDir + "/work"), [], "workdir junk not cleaned at mount", file: file, line: line)
         return mount
     }
@@ -38,15 +38,22 @@ final class CrashTests: WriteTestCase {
         try Run.program("/usr/bin/cmp", ["-s", "-n", String(bytes), a, b], timeout: 60).status == 0
     }
 
-    /// kill -9 during the copy-up of a 1 GiB file (real data, no holes).
+    /// kill -9 during the copy-up of a 1 GiB file (real data, no holes). Layers, upper and
+    /// workdir are on a tmpfs, so that gigabytes of writeback do not slow the machine after.
     func testKillDuringLargeCopyUp() throws {
-        let low = try fx.layer("low")
+        let ram = try makeDir("ram")
+        XCTAssertEqual(Glibc.mount("tmpfs", ram, "tmpfs", 0, "size=3g"), 0, String(cString: strerror(errno)))
+        addCleanup { MountTable.forceUnmount(ram) }
+        let low = try LayerFixture(root: ram).layer("low")
         try low.file("small", "s")
         let r = try Run.program("/bin/sh", ["-c", "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c \(Self.big) > \"$0\"",
                                             low.abs("big")], timeout: 30)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(lstatOf(low.abs("big")).st_size, off_t(Self.big))
-        try mountWritable(["low"])
+        lowers = [low.path]
+        upperDir = try makeDir("ram/upper")
+        workDir = try makeDir("ram/work")
+        mount = try fuseMount("lowerdir=\(low.path),upperdir=\(upperDir),workdir=\(workDir)")
         let writer = try ChildProcess("/bin/sh", ["-c", "printf new >> \"$0\"", m("big")],
                                       stdoutPath: tmp + "/writer.out", stderrPath: tmp + "/writer.err")
         // Kill once the staging copy holds some data but not all of it.
@@ -77,7 +84,8 @@ final class CrashTests: WriteTestCase {
         XCTAssertEqual(lstatOf(low.abs("big")).st_size, off_t(Self.big), "lower changed")
     }
 
-    /// kill -9 while renaming a directory with a large lower subtree (copied up whole).
+    /// kill -9 while renaming a directory with a large lower subtree (copied up whole): the old
+    /// tree or the moved one, complete either way.
     func testKillDuringDirectoryRenameCopyUp() throws {
         let low = try fx.layer("low")
         var expected: Set<String> = []
@@ -92,8 +100,12 @@ final class CrashTests: WriteTestCase {
         try mountWritable(["low"])
         let writer = try ChildProcess("/bin/mv", [m("tree"), m("moved")],
                                       stdoutPath: tmp + "/writer.out", stderrPath: tmp + "/writer.err")
-        let sawPartial = waitForStaging(timeout: 20) { p in
-            (try? FileManager.default.contentsOfDirectory(atPath: p).count).map { $0 >= 2 } ?? false
+        // Kill once part of the subtree has been copied into the upper.
+        let deadline = Date().addingTimeInterval(20)
+        var sawPartial = false
+        while Date() < deadline && !sawPartial {
+            sawPartial = names(u("tree")).count >= 3 && writer.isRunning
+            if !sawPartial { usleep(500) }
         }
         crash(writer)
         XCTAssertTrue(sawPartial, "the subtree copy-up was never seen in progress")

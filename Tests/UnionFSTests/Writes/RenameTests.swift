@@ -32,6 +32,28 @@ final class RenameTests: WriteTestCase {
         XCTAssertEqual(Set(snap.entries.keys), ["", "e", "e/b", "e/link", "e/sub", "e/sub/deep", "e/sub/new"])
     }
 
+    /// Renaming a merged directory keeps what its upper part holds: a file open for writing
+    /// keeps writing into the file now under the new name, and upper hard links stay linked.
+    func testDirectoryRenameKeepsUpperInodes() throws {
+        try fx.layer("low").file("d/lower", "l").file("d/sub/x", "x")
+        try mountWritable(["low"])
+        put(m("d/sub/open"), "before")
+        XCTAssertEqual(errnoOf(link(m("d/sub/open"), m("d/linked"))), 0)
+        let fd = open(m("d/sub/open"), O_WRONLY | O_APPEND)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let ino = lstatOf(u("d/sub/open")).st_ino
+        XCTAssertEqual(errnoOf(rename(m("d"), m("e"))), 0)
+        XCTAssertEqual(Glibc.write(fd, "+after", 6), 6)
+        XCTAssertEqual(text(m("e/sub/open")), "before+after")
+        XCTAssertEqual(text(u("e/sub/open")), "before+after", "the write went to a file no name shows")
+        XCTAssertEqual(lstatOf(u("e/sub/open")).st_ino, ino)
+        XCTAssertEqual(lstatOf(m("e/linked")).st_nlink, 2)
+        XCTAssertEqual(text(m("e/linked")), "before+after")
+        XCTAssertEqual(UpperForm.opaqueValue(u("e/sub")), "y")
+        try finishAndCompareWithKernel()
+    }
+
     /// Case 6: renaming a lower file leaves a whiteout at the source and a copy at the target.
     func testRenameLowerFile() throws {
         try fx.layer("low").file("a", "a", mode: 0o640, uid: 7, gid: 8, xattrs: ["user.k": "v"]).dir("d")

@@ -5,7 +5,8 @@ extension UnionFileSystem {
     /// `rename` with `RENAME_NOREPLACE` or `RENAME_EXCHANGE` (other flags: `EINVAL`).
     ///
     /// The source is first made to live entirely in the upper (a file is copied up; a directory
-    /// with lower content is copied up whole as an opaque pure-upper directory, see
+    /// with lower content has its whole lower content copied into its upper part, which becomes
+    /// opaque, see
     /// `moveEntirelyToUpper`), then one `renameat2` in the upper moves it, leaving a whiteout at
     /// the old name (`RENAME_WHITEOUT`) when a lower layer still shows that name.
     public func rename(parent: UInt64, name: UnsafePointer<CChar>, newParent: UInt64,
@@ -108,84 +109,5 @@ extension UnionFileSystem {
         let layers = try n.directoryLayers()
         guard layers[0].layer == 0 else { throw .ioError }
         try setOpaque(layers[0].dir)
-    }
-
-    /// Makes a node live entirely in the upper: a file is copied up; a directory with lower
-    /// content is copied up whole, its merged view built in the workdir as an opaque pure-upper
-    /// directory and swapped into its place in one step (no `redirect` xattr, so the upper still
-    /// mounts under the kernel). Nodes the kernel holds below it are repointed at the copies.
-    func moveEntirelyToUpper(_ n: Node) throws(Errno) {
-        let (entry, _) = n.location
-        guard entry.isDirectory else { try copyUp(n); return }
-        guard entry.layers.contains(where: { $0.layer != 0 }) else { return }
-        if options.renameDirectoriesEXDEV { throw .improperLink }
-        guard let parent = n.parent else { throw .resourceBusy }
-        let upperParent = try upperDirectory(of: parent)
-        try n.copyUpLock.withLock { (_) throws(Errno) in
-            let (entry, name) = n.location
-            guard let name, entry.layers.contains(where: { $0.layer != 0 }) else { return }
-            let staging = stack.staging!
-            let temp = Staging.temporaryName()
-            var copies: [(UInt64, ResolvedEntry)] = []
-            let parentBefore = try upperParent.stat()
-            let top: LayerDir
-            do throws(Errno) {
-                top = try temp.withCString { (t) throws(Errno) -> LayerDir in
-                    try name.withCString { (src) throws(Errno) -> LayerDir in
-                        try copyTree(entry, id: n.id, name: src, in: staging, at: t, copies: &copies)
-                    }
-                }
-                try setOpaque(top)
-                try temp.withCString { (t) throws(Errno) in
-                    try name.withCString { (dst) throws(Errno) in
-                        if case .entry = upperEntry(dst, in: upperParent) {
-                            try Sys.renameat2(staging.fd, t, upperParent.fd, dst, Sys.renameExchange)
-                            try? Staging.removeTree(in: staging, t)
-                        } else {
-                            try Sys.renameat2(staging.fd, t, upperParent.fd, dst, Sys.renameNoReplace)
-                        }
-                    }
-                }
-            } catch {
-                try? temp.withCString { (t) throws(Errno) in try Staging.removeTree(in: staging, t) }
-                throw error
-            }
-            try? Sys.futimens(upperParent.fd, (parentBefore.st_atim, parentBefore.st_mtim))
-            let st = try top.stat()
-            stack.inodes.recordCopyUp(FileID(st), reports: n.id)
-            n.state.withLock { s in
-                s.entry = ResolvedEntry(stat: st, topLayer: 0, parentDir: upperParent,
-                                        layers: [DirLayer(layer: 0, dir: top, holdsXattrWhiteouts: false)])
-            }
-            for (id, copy) in copies {
-                stack.inodes.recordCopyUp(FileID(copy.stat), reports: id)
-                nodes.get(id)?.state.withLock { $0.entry = copy }
-            }
-        }
-    }
-
-    /// Copies the merged directory `entry` (node `id`, named `name` in its parent) to `temp` in
-    /// `target`, recursively, and records for every entry below it its node id and new place.
-    private func copyTree(_ entry: ResolvedEntry, id dirID: UInt64, name: UnsafePointer<CChar>, in target: LayerDir,
-                          at temp: UnsafePointer<CChar>, copies: inout [(UInt64, ResolvedEntry)]) throws(Errno) -> LayerDir {
-        let engine = copier
-        try engine.build(entry.stat, from: entry, name: name, in: target, at: temp, truncate: false)
-        let dir = try target.openChild(temp)
-        for child in try stack.mergedListing(of: entry.layers) {
-            try child.name.withCString { (c) throws(Errno) in
-                let ce = try stack.resolve(c, in: entry.layers)
-                let id = nodeID(of: ce, parent: dirID, name: child.name)
-                if ce.isDirectory {
-                    let sub = try copyTree(ce, id: id, name: c, in: dir, at: c, copies: &copies)
-                    copies.append((id, ResolvedEntry(stat: try sub.stat(), topLayer: 0, parentDir: dir,
-                                                     layers: [DirLayer(layer: 0, dir: sub, holdsXattrWhiteouts: false)])))
-                } else {
-                    try engine.build(ce.stat, from: ce, name: c, in: dir, at: c, truncate: false)
-                    copies.append((id, ResolvedEntry(stat: try dir.stat(c), topLayer: 0, parentDir: dir, layers: [])))
-                }
-            }
-        }
-        try? Sys.futimens(dir.fd, (entry.stat.st_atim, entry.stat.st_mtim))
-        return dir
     }
 }
