@@ -11,23 +11,6 @@ struct MountEntry {
     var options: String
 }
 
-/// The whole of a /proc file. Proc files report size 0, and Foundation's
-/// `String(contentsOfFile:)` then reads only the first page: with many mounts, mountinfo is longer
-/// and the mounts past that page would seem absent.
-func readProcFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return n == 0 ? String(decoding: bytes, as: UTF8.self) : nil }
-        bytes += chunk[0..<n]
-    }
-}
-
 enum MountTable {
     /// Every mount this process sees, from /proc/self/mountinfo.
     static func entries() -> [MountEntry] {
