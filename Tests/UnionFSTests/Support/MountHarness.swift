@@ -14,7 +14,7 @@ struct MountEntry {
 enum MountTable {
     /// Every mount this process sees, from /proc/self/mountinfo.
     static func entries() -> [MountEntry] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = readWhole("/proc/self/mountinfo") else { return [] }
         var out: [MountEntry] = []
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
@@ -23,6 +23,23 @@ enum MountTable {
                                   source: unescape(f[dash + 2]), options: f[5]))
         }
         return out
+    }
+
+    /// A /proc file read to its end. Foundation's `String(contentsOfFile:)` stops after the first
+    /// read (~4 KB) of a file whose size shows as 0, which hides every mount listed after that
+    /// once the machine has a few dozen mounts.
+    static func readWhole(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return n == 0 ? String(decoding: bytes, as: UTF8.self) : nil }
+            bytes += chunk[0..<n]
+        }
     }
 
     /// Mounts whose mount point is exactly `path`.
