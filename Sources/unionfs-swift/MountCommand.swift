@@ -15,6 +15,7 @@ struct MountCommand: ParsableCommand {
       no_oci_whiteouts   ignore .wh.NAME/.wh..wh..opq in lowers (as the kernel)
       ro                 refuse every change, even with an upperdir
       volatile           no fsync of copied-up data (a host crash may lose it)
+      fsync=0|1          fuse-overlayfs's form: fsync=0 is volatile
       rename_exdev       EXDEV for renaming a dir with lower content, as the
                          kernel does (default: copy the subtree up and move it)
       timeout=SECONDS    kernel cache time for entries/attributes (86400)

@@ -45,9 +45,12 @@ public struct IDMapping: Sendable, Equatable {
         return overflow
     }
 
-    /// Parses `A:B:N[:A:B:N...]` (fuse-overlayfs's form, colon-separated triples).
+    /// Parses `A:B:N[:A:B:N...]` (fuse-overlayfs's form, colon-separated triples). containers/storage
+    /// sends every triple with a colon in front (`uidmapping=:0:100000:65536`), which
+    /// fuse-overlayfs's strtok-based parser skips: one leading colon is accepted too.
     static func parseRanges(_ value: String, option: String) throws(ConfigurationError) -> [Range] {
-        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        let body = value.hasPrefix(":") ? value.dropFirst() : Substring(value)
+        let parts = body.split(separator: ":", omittingEmptySubsequences: false)
         guard !parts.isEmpty, parts.count % 3 == 0 else {
             throw ConfigurationError("option '\(option)' needs ID:MAPPED-ID:COUNT triples, got '\(value)'")
         }

@@ -73,6 +73,13 @@ public struct MountOptions: Sendable, Equatable {
         case "userxattr": try noValue(); stack.xattrNamespace = .user
         case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
         case "volatile": try noValue(); fileSystem.volatile = true
+        case "fsync":
+            // fuse-overlayfs's spelling, often in storage.conf's mountopt: fsync=0 is volatile.
+            switch try required() {
+            case "0": fileSystem.volatile = true
+            case "1": fileSystem.volatile = false
+            default: throw ConfigurationError("option 'fsync' takes 0 or 1, got '\(value ?? "")'")
+            }
         case "uidmapping": fileSystem.idMapping.uids = try IDMapping.parseRanges(try required(), option: key)
         case "gidmapping": fileSystem.idMapping.gids = try IDMapping.parseRanges(try required(), option: key)
         case "squash_to_root":

@@ -68,7 +68,8 @@ final class MountProgramTests: MountTestCase {
     }
 
     func testIDMappingOptionsMount() throws {
-        let (merged, r) = try mountAsStorage(",uidmapping=0:100000:65536,gidmapping=0:100000:65536")
+        // Exactly as containers/storage writes it for `podman run --uidmap`: a colon before each triple.
+        let (merged, r) = try mountAsStorage(",uidmapping=:0:100000:65536,gidmapping=:0:100000:65536")
         XCTAssertEqual(r.status, 0, r.stderr)
         var st = stat()
         XCTAssertEqual(lstat(merged + "/etc/issue", &st), 0)

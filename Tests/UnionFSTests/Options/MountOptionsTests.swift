@@ -76,6 +76,24 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertTrue(o.fileSystem.readOnly)
     }
 
+    /// What containers/storage appends (an empty item before `volatile`) and fuse-overlayfs's
+    /// `fsync=` as users put it in storage.conf's mountopt.
+    func testPodmanAdditions() throws {
+        let o = try MountOptions.parse(["lowerdir=/l,upperdir=/u,workdir=/w,,volatile,private,xattr_permissions=2"])
+        XCTAssertTrue(o.fileSystem.volatile)
+        XCTAssertEqual(o.fileSystem.xattrPermissions, 2)
+        XCTAssertTrue(try MountOptions.parse(["lowerdir=/l,fsync=0"]).fileSystem.volatile)
+        XCTAssertFalse(try MountOptions.parse(["lowerdir=/l,volatile,fsync=1"]).fileSystem.volatile)
+        assertRejected(["lowerdir=/l,fsync=2"], mentions: ["fsync", "2"])
+        // containers/storage puts a colon before every triple.
+        let m = try MountOptions.parse(["lowerdir=/l,uidmapping=:0:100000:65536:65536:1000:1,gidmapping=:0:100000:65536"])
+        XCTAssertEqual(m.fileSystem.idMapping.uids.count, 2)
+        XCTAssertEqual(m.fileSystem.idMapping.gids.first?.shown, 100000)
+        assertRejected(["lowerdir=/l,uidmapping=::0:1:1"], mentions: ["uidmapping"])
+        let c = try MountOptions.parse([#"lowerdir=/l,context="system_u:object_r:container_file_t:s0:c1,c2""#])
+        XCTAssertEqual(c.fuseOptions, [#"context="system_u:object_r:container_file_t:s0:c1,c2""#])
+    }
+
     func testSeveralOptionStringsCombine() throws {
         let o = try MountOptions.parse(["lowerdir=/l", "upperdir=/u", "workdir=/w"])
         XCTAssertEqual(o.stack.lowerdirs, ["/l"])
