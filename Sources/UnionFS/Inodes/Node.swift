@@ -28,6 +28,9 @@ public final class Node: Sendable {
         /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
         /// kernel asks for `security.capability` before every write). Cleared by setxattr.
         var hasNoXattrs = false
+        /// Its xattr list was read once (the first getxattr asks for the list, one syscall
+        /// through the parent's descriptor, before opening anything).
+        var xattrsListed = false
     }
 
     init(id: UInt64, parent: Node?, name: Name?, entry: ResolvedEntry) {
@@ -122,18 +125,23 @@ final class NodeTable: Sendable {
         shard(node.id).slots.withLock { $0[node.id] = Slot(node: node, lookups: UInt64.max / 2) }
     }
 
-    /// Drops `count` lookups; the node goes when none is left.
+    /// Drops `count` lookups; the node goes when none is left (and its memory back to the
+    /// system once enough went: `MemoryTrim`).
     func forget(_ id: UInt64, _ count: UInt64) {
-        shard(id).slots.withLock { slots in
-            guard var slot = slots[id] else { return }
+        let freed = shard(id).slots.withLock { slots -> Node? in
+            guard var slot = slots[id] else { return nil }
             if slot.lookups <= count {
                 slots[id] = nil
+                return slot.node
             } else {
                 slot.lookups -= count
                 slots[id] = slot
+                return nil
             }
         }
+        if freed != nil { trim.forgot(1) }
     }
+    private let trim = MemoryTrim()
 
     /// Number of nodes held (for tests and memory checks).
     var count: Int { shards.reduce(0) { n, s in n + s.slots.withLock { $0.count } } }
