@@ -11,6 +11,8 @@
 # (whose ext4 with online discard dominates every write and cold read); --disk runs on the
 # disk copy instead. Prints medians per workload, ratios to kernel overlayfs and to
 # fuse-overlayfs, and each daemon's memory after the cold walk. Not run in CI.
+# UNIONFS_SWIFT=PATH runs another unionfs-swift binary; with UNIONFS_SWIFT_BEFORE=PATH the
+# implementation "unionfs-swift-before" (in --only) runs that one alongside, for before/after.
 set -euo pipefail
 
 ROUNDS=5
@@ -139,8 +141,10 @@ mount_impl() {  # impl lowers
             for l in "${parts[@]}"; do dirs="$dirs:$l=RO"; done
             unionfs -f -o cow,allow_other,use_ino,hide_meta_files "$dirs" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
-        unionfs-swift)
-            "$SWIFT_BIN" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" 2>>"$B/daemon.log" &
+        unionfs-swift|unionfs-swift-before)
+            local bin="$SWIFT_BIN"
+            [ "$impl" = unionfs-swift ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
+            "$bin" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
     esac
     local t=0
@@ -229,7 +233,7 @@ run_impl() {  # impl round
     mount_impl "$impl" "$LOWER3"
     timed "$impl" "untar 9k" "$r" -- untar
     # 128 lower layers (fuse-overlayfs takes ~2 min and unionfs-fuse ~5 min here: only with --all-128).
-    if [ "$ALL128" = 1 ] || [ "$impl" = kernel ] || [ "$impl" = unionfs-swift ]; then
+    if [ "$ALL128" = 1 ] || [ "$impl" = kernel ] || [ "${impl%-before}" = unionfs-swift ]; then
         mount_impl "$impl" "$LOWER128"; drop_caches
         timed "$impl" "walk cold 128 layers" "$r" -- walk
     fi

@@ -62,7 +62,7 @@ enum Fixtures {
             var chunk = [UInt8](repeating: 0, count: 1 << 20)
             for i in 0..<256 {
                 for j in stride(from: 0, to: chunk.count, by: 4096) { chunk[j] = UInt8(truncatingIfNeeded: i &+ j) }
-                _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                _ = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             }
             close(fd)
         } + "/lower"
@@ -109,7 +109,7 @@ enum Fixtures {
                     data[0] = UInt8(truncatingIfNeeded: d); data[1] = UInt8(truncatingIfNeeded: f)
                     data[2] = UInt8(truncatingIfNeeded: f >> 8)
                     let fd = open("\(sub)/\(name("f", f, 4))", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                    _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    _ = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                     close(fd)
                 }
             }
@@ -165,7 +165,8 @@ enum Fixtures {
     }
 
     static func fatal(_ message: String) -> Never {
-        fputs("UnionFSBenchmarks: \(message)\n", stderr)
+        var line = "UnionFSBenchmarks: \(message)\n"
+        _ = line.withUTF8 { Glibc.write(2, $0.baseAddress, $0.count) }
         exit(1)
     }
 }

@@ -111,7 +111,7 @@ func fileSystem(lowers: [String], upper: String? = nil, work: String? = nil) thr
 
 /// One kernel-style lookup: the node id of `name` in `parent`.
 func lookup(_ fs: UnionFileSystem, _ parent: UInt64, _ name: String) throws -> UInt64 {
-    UInt64(try name.withCString { (n) throws(Errno) in try fs.lookup(parent: parent, name: n) }.st_ino)
+    UInt64(try name.withCString { try fs.lookup(parent: parent, name: $0) }.st_ino)
 }
 
 /// Looks up `dir/f0000…` (1000 names, one per scaled iteration) and forgets each, as the
