@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --fixture-only) FIXTURE_ONLY=1 ;;
         --disk) DISK=1 ;;
         --all-128) ALL128=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "side-by-side.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
