@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
+#include <malloc.h>  /* malloc_trim */
 
 static const int unionfs_O_PATH = 010000000;
 static const int unionfs_O_DIRECT = 040000;

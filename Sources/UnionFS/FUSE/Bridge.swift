@@ -171,9 +171,11 @@ enum Bridge {
         guard offset >= 0 else { r.reply(error: .invalidArgument); return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
         defer { buffer.deallocate() }
+        let entries: [MergedEntry]
+        do throws(Errno) { entries = try handle.entries() } catch { r.reply(error: error); return }
+        let current = plus && fs.listingIsCurrent(handle)
         var used = 0
         var index = Int(offset)
-        let entries = handle.entries
         while index < entries.count {
             let e = entries[index]
             let next = off_t(index + 1)
@@ -185,7 +187,7 @@ enum Bridge {
                     let need = fuse_add_direntry_plus(r.raw, nil, 0, name, nil, 0)
                     if need > room { return need }
                     var param = fuse_entry_param()
-                    if index >= 2, let st = try? fs.lookup(parent: handle.node, name: name) {
+                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, current: current) {
                         param = fuse_entry_param(st, timeout: fs.options.timeout)
                         param.attr.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
                     } else {

@@ -32,6 +32,9 @@ public final class Node: Sendable {
         /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
         /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
         var unlinked: OwnedDescriptor?
+        /// Its xattr list was read once (the first getxattr asks for the list, one syscall
+        /// through the parent's descriptor, before opening anything).
+        var xattrsListed = false
     }
 
     init(id: UInt64, parent: Node?, name: Name?, entry: ResolvedEntry) {
@@ -131,18 +134,23 @@ final class NodeTable: Sendable {
         shard(node.id).slots.withLock { $0[node.id] = Slot(node: node, lookups: UInt64.max / 2) }
     }
 
-    /// Drops `count` lookups; the node goes when none is left.
+    /// Drops `count` lookups; the node goes when none is left (and its memory back to the
+    /// system once enough went: `MemoryTrim`).
     func forget(_ id: UInt64, _ count: UInt64) {
-        shard(id).slots.withLock { slots in
-            guard var slot = slots[id] else { return }
+        let freed = shard(id).slots.withLock { slots -> Node? in
+            guard var slot = slots[id] else { return nil }
             if slot.lookups <= count {
                 slots[id] = nil
+                return slot.node
             } else {
                 slot.lookups -= count
                 slots[id] = slot
+                return nil
             }
         }
+        if freed != nil { trim.forgot(1) }
     }
+    private let trim = MemoryTrim()
 
     /// Number of nodes held (for tests and memory checks).
     var count: Int { shards.reduce(0) { n, s in n + s.slots.withLock { $0.count } } }

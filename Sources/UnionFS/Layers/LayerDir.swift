@@ -82,6 +82,25 @@ public final class LayerDir: Sendable {
     }
 }
 
+extension LayerDir {
+    /// Runs `body` with `/proc/self/fd/<fd>/<name>`: a path to the entry `name` of this directory
+    /// for the xattr calls that have no descriptor-relative form, without opening the entry.
+    /// Only for `l*xattr` calls (which never follow the last component), so a symlink `name`
+    /// is read itself and never followed.
+    @inline(__always)
+    func withEntryPath<R>(_ name: UnsafePointer<CChar>, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+        let n = strlen(name)
+        guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
+        return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32 + n + 2) { (buf) throws(Errno) -> R in
+            let p = buf.baseAddress!
+            let used = snprintfFD(p, fd)
+            p[used] = 0x2f  // "/"
+            (p + used + 1).update(from: name, count: n + 1)
+            return try body(p)
+        }
+    }
+}
+
 /// What reading a short xattr found.
 enum XattrProbe: Equatable {
     case absent
@@ -103,7 +122,7 @@ func withProcFDPath<R>(_ fd: Int32, _ body: (UnsafePointer<CChar>) throws(Errno)
 
 /// Writes "/proc/self/fd/<fd>" into `p` (32 bytes) without Foundation or varargs.
 @inline(__always)
-private func snprintfFD(_ p: UnsafeMutablePointer<CChar>, _ fd: Int32) -> Int {
+fileprivate func snprintfFD(_ p: UnsafeMutablePointer<CChar>, _ fd: Int32) -> Int {
     let prefix: StaticString = "/proc/self/fd/"
     let n = prefix.utf8CodeUnitCount
     UnsafeMutableRawPointer(p).copyMemory(from: prefix.utf8Start, byteCount: n)

@@ -8,6 +8,15 @@ public struct MergedEntry: Sendable {
     public let type: UInt8
     /// The inode number the mount reports for it (equal to its `st_ino`).
     public let ino: UInt64
+    /// Index in the stack of the layer holding the topmost occurrence (-1 for `.` and `..`).
+    public let layer: Int
+
+    init(name: Name, type: UInt8, ino: UInt64, layer: Int = -1) {
+        self.name = name
+        self.type = type
+        self.ino = ino
+        self.layer = layer
+    }
 }
 
 extension LayerStack {
@@ -51,7 +60,8 @@ extension LayerStack {
                     if s.st_size == 0 && isXattrWhiteout(e.cName, in: dl.dir) { return }
                 }
                 entries.append(MergedEntry(name: name, type: type,
-                                           ino: inodes.reported(FileID(device: device, inode: e.ino))))
+                                           ino: inodes.reported(FileID(device: device, inode: e.ino)),
+                                           layer: dl.layer))
             }
             for n in hiddenBelow { seen.insert(n) }
         }

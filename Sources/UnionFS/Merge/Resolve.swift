@@ -122,12 +122,11 @@ extension LayerStack {
     }
 
     /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
+    /// One `lgetxattr` through the directory's descriptor: no descriptor for the file itself.
     func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        guard let fd = try? dir.openFile(name, O_PATH) else { return false }
-        defer { Sys.close(fd) }
-        return (try? withProcFDPath(fd) { (path) throws(Errno) -> Int in
+        (try? dir.withEntryPath(name) { (path) throws(Errno) -> Int in
             try names.whiteout.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
-                try Sys.pathGetxattr(path, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
+                try Sys.pathLgetxattr(path, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
             }
         }) != nil
     }

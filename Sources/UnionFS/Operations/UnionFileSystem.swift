@@ -75,7 +75,14 @@ public final class UnionFileSystem: Sendable {
         let layers = try p.directoryLayers()
         let n = strlen(name)
         guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
-        var entry = try stack.resolve(name, in: layers)
+        let entry = try stack.resolve(name, in: layers)
+        return try reference(entry, name: name, in: p)
+    }
+
+    /// Counts one kernel lookup of `entry`, found under `name` in `p`, and returns its
+    /// attributes as the mount shows them.
+    func reference(_ resolved: ResolvedEntry, name: UnsafePointer<CChar>, in p: Node) throws(Errno) -> stat {
+        var entry = resolved
         let childName = try Name(validating: name)
         let id = nodeID(of: entry, parent: p.id, name: childName)
         entry.stat.st_ino = ino_t(id)

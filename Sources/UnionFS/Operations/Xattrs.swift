@@ -15,6 +15,20 @@ extension UnionFileSystem {
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
         let n = try node(id)
         if n.state.withLock({ $0.hasNoXattrs }) { throw .noData }
+        if !n.state.withLock({ $0.xattrsListed }) {
+            // The kernel asks each file for `security.selinux`, ACLs and `security.capability`;
+            // most files have no xattrs at all. Find out in one call.
+            let none = try? n.withTopEntry { (dir, name) throws(Errno) -> Bool in
+                let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+                guard let name else { return try Sys.flistxattr(dir.fd, empty) == 0 }
+                return try dir.withEntryPath(name) { (p) throws(Errno) in try Sys.pathLlistxattr(p, empty) } == 0
+            }
+            n.state.withLock { s in
+                s.xattrsListed = true
+                if none == true { s.hasNoXattrs = true }
+            }
+            if none == true { throw .noData }
+        }
         return try withXattrPath(id) { (path) throws(Errno) -> XattrAnswer in
             do throws(Errno) {
                 return try read(path)

@@ -121,6 +121,20 @@ public enum Sys {
         }
     }
 
+    /// `lgetxattr(2)`: never follows the last component (for `/proc/self/fd/<dirfd>/<name>`).
+    public static func pathLgetxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>,
+                                     _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retrying { CLinux.lgetxattr(path, name, buffer.baseAddress, buffer.count) }
+    }
+
+    /// `llistxattr(2)`: never follows the last component (for `/proc/self/fd/<dirfd>/<name>`).
+    public static func pathLlistxattr(_ path: UnsafePointer<CChar>,
+                                      _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retrying {
+            CLinux.llistxattr(path, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
+        }
+    }
+
     /// `setxattr(2)` on a path (follows the last component: meant for `/proc/self/fd/N`).
     public static func pathSetxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>,
                                  _ value: UnsafeRawBufferPointer, _ flags: Int32) throws(Errno) {
