@@ -157,6 +157,10 @@ enum Bridge {
                     FUSE_CAP_READDIRPLUS_AUTO, FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS] {
             if capable & UInt32(cap) != 0 { want |= UInt32(cap) }
         }
+        if fs.options.writebackCache && !fs.isReadOnly && capable & UInt32(FUSE_CAP_WRITEBACK_CACHE) != 0 {
+            want |= UInt32(FUSE_CAP_WRITEBACK_CACHE)
+            fs.writebackCache.store(true, ordering: .relaxed)
+        }
         conn.pointee.want = want
     }
 

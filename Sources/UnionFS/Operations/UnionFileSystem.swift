@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Settings of a mounted filesystem that are not about the layers.
@@ -15,6 +16,12 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// Answer `EXDEV` to renaming a directory with lower content, as the kernel does without
     /// `redirect_dir`, instead of copying the subtree up.
     public var renameDirectoriesEXDEV: Bool = false
+    /// Ask the kernel for its writeback cache on writable mounts (`writeback=1`): writes gather
+    /// in the page cache and reach the daemon in large blocks, instead of one round trip (plus
+    /// one for `security.capability`) per write call. Off by default: data then reaches the
+    /// upper file only at close, fsync or writeback, so a reader of the upper dir itself (a diff
+    /// of a live mount) would see it late. Measured gain on untar of small files: about 5%.
+    public var writebackCache: Bool = false
 
     /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).
     public var idMapping = IDMapping()
@@ -45,6 +52,10 @@ public final class UnionFileSystem: Sendable {
     public let options: FileSystemOptions
     let nodes = NodeTable()
     let root: Node
+    /// The kernel agreed to its writeback cache (set once, by the FUSE bridge at init). Files
+    /// are then opened read-write whatever the caller asked (the kernel reads to fill partial
+    /// pages) and without `O_APPEND` (the kernel appends at the size it knows).
+    let writebackCache = Atomic<Bool>(false)
 
     public init(stack: LayerStack, options: FileSystemOptions = FileSystemOptions()) throws(Errno) {
         self.stack = stack

@@ -80,6 +80,13 @@ public struct MountOptions: Sendable, Equatable {
             case "1": fileSystem.volatile = false
             default: throw ConfigurationError("option 'fsync' takes 0 or 1, got '\(value ?? "")'")
             }
+        case "writeback":
+            // fuse-overlayfs's option: writeback=0 keeps the kernel's page cache write-through.
+            switch try required() {
+            case "0": fileSystem.writebackCache = false
+            case "1": fileSystem.writebackCache = true
+            default: throw ConfigurationError("option 'writeback' takes 0 or 1, got '\(value ?? "")'")
+            }
         case "uidmapping": fileSystem.idMapping.uids = try IDMapping.parseRanges(try required(), option: key)
         case "gidmapping": fileSystem.idMapping.gids = try IDMapping.parseRanges(try required(), option: key)
         case "squash_to_root":

@@ -50,6 +50,29 @@ final class WriteOptionTests: WriteTestCase {
         try finishAndCompareWithKernel()
     }
 
+    /// `writeback=1`: the kernel's writeback cache. Files opened write-only or append-only still
+    /// append at the end and land complete in the upper at close; copy-up and create work.
+    func testWritebackCacheMount() throws {
+        try fx.layer("low").file("log", "line1\n").file("d/a", "a")
+        try mountWritable(["low"], extraOptions: ",writeback=1")
+        for line in ["line2\n", "line3\n"] {
+            let fd = open(m("log"), O_WRONLY | O_APPEND)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            XCTAssertEqual(Glibc.write(fd, line, line.utf8.count), line.utf8.count)
+            close(fd)
+        }
+        XCTAssertEqual(text(m("log")), "line1\nline2\nline3\n")
+        XCTAssertEqual(text(u("log")), "line1\nline2\nline3\n", "data in the upper after close")
+        let w = open(m("d/new"), O_WRONLY | O_CREAT | O_TRUNC, 0o640)
+        XCTAssertGreaterThanOrEqual(w, 0)
+        XCTAssertEqual(pwrite(w, "xyz", 3, 10), 3)
+        XCTAssertEqual(fsync(w), 0)
+        XCTAssertEqual(lstatOf(u("d/new")).st_size, 13, "in the upper after fsync")
+        close(w)
+        XCTAssertEqual(lstatOf(m("d/new")).st_mode & 0o777, 0o640)
+        try finishAndCompareWithKernel()
+    }
+
     /// `rename_exdev`: renaming a dir with lower content is EXDEV (mv falls back to copying);
     /// pure-upper dirs and files still rename.
     func testRenameExdevOption() throws {

@@ -147,9 +147,7 @@ extension UnionFileSystem {
         switch what {
         case .file(let mode, let flags):
             let keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_SYNC | O_DSYNC | O_NOATIME
-            var f = flags & keep
-            if f & O_ACCMODE == O_WRONLY { f = (f & ~O_ACCMODE) | O_RDWR }  // writeback cache reads too
-            let fd = try dir.openFile(name, f | O_CREAT | O_EXCL, mode & 0o7777)
+            let fd = try dir.openFile(name, writebackFlags(flags & keep) | O_CREAT | O_EXCL, mode & 0o7777)
             do {
                 try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
                 if mode & 0o7000 != 0 { try Sys.fchmod(fd, mode & 0o7777) }  // chown cleared them

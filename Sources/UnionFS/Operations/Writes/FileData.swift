@@ -14,8 +14,16 @@ extension UnionFileSystem {
         return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
             guard let name else { throw .isDirectory }
             let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
-            return try dir.openFile(name, flags & keep)
+            return try dir.openFile(name, writebackFlags(flags & keep))
         }
+    }
+
+    /// Open flags for the backing file: with the kernel's writeback cache, read-write and
+    /// without `O_APPEND` (see `writebackCache`).
+    @inline(__always)
+    func writebackFlags(_ flags: Int32) -> Int32 {
+        guard writebackCache.load(ordering: .relaxed), flags & O_ACCMODE != O_RDONLY else { return flags }
+        return (flags & ~(O_ACCMODE | O_APPEND)) | O_RDWR
     }
 
     /// `write` of a buffer at `offset`.
