@@ -83,6 +83,7 @@ enum MountPreflight {
     static func serve(_ options: MountOptions, at mountpoint: String, source: String?,
                       foreground: Bool, debug: Bool, singleThread: Bool) throws {
         var options = options
+        Sys.raiseOpenFileLimit()
         let stack = try LayerStack(options.stack)
         try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem

@@ -29,11 +29,13 @@ public final class UnionMount: @unchecked Sendable {
 
     /// Mounts `configuration` at `mountpoint` and starts serving it. Returns once the mount is
     /// ready. `fuseOptions` are extra libfuse options (`allow_other` and `default_permissions`
-    /// are added when running as root).
+    /// are added when running as root). Raises the process's soft limit of open files to its
+    /// hard limit: a mount holds a descriptor per layer of every directory the kernel remembers.
     public init(_ configuration: LayerStackConfiguration, at mountpoint: String,
                 options: FileSystemOptions = FileSystemOptions(), fuseOptions: [String] = [],
                 threads: Int = 8) throws(ConfigurationError) {
         self.mountpoint = mountpoint
+        Sys.raiseOpenFileLimit()
         let stack = try LayerStack(configuration)
         do { fileSystem = try UnionFileSystem(stack: stack, options: options) } catch {
             throw ConfigurationError("cannot read the layer roots: \(error)")

@@ -306,6 +306,21 @@ extension Sys {
         try retrying { Glibc.write(fd, buffer.baseAddress, buffer.count) }
     }
 
+    /// `getrlimit(2)`/`setrlimit(2)`: raises the soft limit of open files to the hard one and
+    /// returns the new soft limit. A mount holds a descriptor per layer of every directory the
+    /// kernel remembers, so a shell's default of 1024 runs out during one `find` of a rootfs.
+    @discardableResult
+    public static func raiseOpenFileLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// `geteuid(2)`: whether device nodes and ownership can be restored.
     public static func geteuid() -> uid_t { Glibc.geteuid() }
 }

@@ -15,6 +15,24 @@ final class MountBehaviourTests: MountTestCase {
             .file("gone", "g").file("opq/hidden", "h").file("b", "b")
     }
 
+    /// Started with a soft limit of 256 open files (a shell's default is 1024), the daemon still
+    /// serves a walk over more directories than that: it raises its limit to the hard one.
+    func testWalkPastALowOpenFileLimit() throws {
+        let layer = try fx.layer("many")
+        for i in 0..<600 { try layer.dir("d\(i / 30)/e\(i)").file("d\(i / 30)/e\(i)/f", "f") }
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        var low = saved
+        low.rlim_cur = 256
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &low), 0)
+        let started = Result { try fuseMount(lowerdirOption(["many"])) }
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        let m = try started.get()
+        let r = try Run.program("/usr/bin/find", [m.mountPoint, "-name", "f"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 600)
+    }
+
     /// d_ino from readdir equals st_ino from stat for every entry; st_ino is stable and unique.
     func testInodeNumbersOnMount() throws {
         try buildFixture()
