@@ -9,10 +9,19 @@ import SystemPackage
 /// lives now (`ResolvedEntry`: its topmost layer, and for a directory every layer that merges
 /// into it) and the name it was found under, which copy-up needs to rebuild its path in the upper.
 ///
+/// The entry holds open layer directories (one descriptor per merged layer for a directory; the
+/// parent's for a file). When the mount holds too many, `NodeTable.giveBackDescriptors` drops
+/// the entries of nodes not used lately; the next use finds the node again by (parent, name),
+/// exactly as a lookup would, and checks that the same file is there (`DescriptorBudget`).
+///
 /// Lock order: a parent's lock before a child's; a node's lock before the node table's shard
 /// locks; never two siblings at once. No lock is held across a blocking syscall on a read path.
 public final class Node: Sendable {
     public let id: UInt64
+    /// The stack the node lives in, to find it again once its descriptors were given back.
+    let stack: LayerStack
+    /// A directory (merged over one or more layers) or not; never changes for a node id.
+    let isDirectory: Bool
     let state: Mutex<State>
     /// Held for the whole of this node's copy-up so that racing writers copy it once. Taken
     /// before `state`, never while holding another node's `copyUpLock` except a parent's
@@ -24,7 +33,19 @@ public final class Node: Sendable {
         var parent: Node?
         /// Its name in `parent`; nil only for the root.
         var name: Name?
-        var entry: ResolvedEntry
+        /// Where it lives, with its layer directories open; nil once given back to the
+        /// descriptor budget (never for the root). Change it only through `set` or `update`.
+        private(set) var entry: ResolvedEntry?
+        /// The layer of its topmost entry, known even while `entry` is nil.
+        private(set) var topLayer: Int
+        /// Bumped by every change of where the node lives, so that an entry found again by
+        /// name is kept only if nothing moved the node meanwhile.
+        private(set) var generation: UInt64 = 0
+        /// Used since the last sweep of the descriptor budget (the clock's second chance).
+        var used = true
+        /// Can no longer be found by name (a removed directory the kernel still holds): keeps
+        /// its descriptors until the kernel forgets it.
+        var keepsDescriptors = false
         /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
         /// kernel asks for `security.capability` before every write). Cleared by setxattr.
         var hasNoXattrs = false
@@ -35,28 +56,84 @@ public final class Node: Sendable {
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
+
+        init(parent: Node?, name: Name?, entry: ResolvedEntry) {
+            self.parent = parent
+            self.name = name
+            self.entry = entry
+            topLayer = entry.topLayer
+        }
+
+        /// Replaces where the node lives.
+        mutating func set(_ e: ResolvedEntry) {
+            entry = e
+            topLayer = e.topLayer
+            generation &+= 1
+        }
+
+        /// Changes where the node lives; `change` runs only on an entry that is held (one that
+        /// was given back is found again as it now is). `topLayer` is the new topmost layer.
+        mutating func update(topLayer newTop: Int, _ change: (inout ResolvedEntry) -> Void) {
+            if entry != nil { change(&entry!) }
+            topLayer = newTop
+            generation &+= 1
+        }
+
+        /// Drops the entry (and with it the node's hold on its layer directories) unless the
+        /// node was used since the last sweep, cannot be found again by name, or is the root.
+        mutating func giveBack() {
+            if used { used = false; return }
+            guard entry != nil, parent != nil, !keepsDescriptors, unlinked == nil else { return }
+            entry = nil
+        }
     }
 
-    init(id: UInt64, parent: Node?, name: Name?, entry: ResolvedEntry) {
+    init(id: UInt64, stack: LayerStack, parent: Node?, name: Name?, entry: ResolvedEntry) {
         self.id = id
+        self.stack = stack
+        isDirectory = entry.isDirectory
         state = Mutex(State(parent: parent, name: name, entry: entry))
     }
 
     /// True when the topmost entry is in layer 0 of a writable stack (the upper).
     func isInUpper(_ stack: LayerStack) -> Bool {
-        stack.isWritable && state.withLock { $0.entry.topLayer == 0 }
+        stack.isWritable && state.withLock { $0.topLayer == 0 }
     }
 
     var parent: Node? { state.withLock { $0.parent } }
 
-    /// A snapshot of where the node lives now.
-    var location: (entry: ResolvedEntry, name: Name?) {
-        state.withLock { ($0.entry, $0.name) }
+    /// The name it is known by now.
+    var currentName: Name? { state.withLock { $0.name } }
+
+    /// Where the node lives now, and its name; found again by name if its descriptors were
+    /// given back (`ESTALE` if another file now has the name).
+    func location() throws(Errno) -> (entry: ResolvedEntry, name: Name?) {
+        for _ in 0..<4 {
+            let (held, parent, name, generation) = state.withLock { s in
+                s.used = true
+                return (s.entry, s.parent, s.name, s.generation)
+            }
+            if let held { return (held, name) }
+            guard let parent, let name else { throw .ioError }  // the root is always held
+            let parentLayers = try parent.directoryLayers()
+            var found = try name.withCString { (n) throws(Errno) in try stack.resolve(n, in: parentLayers) }
+            guard stack.nodeID(of: found, parent: parent.id, name: name) == id else { throw .staleNFSFileHandle }
+            found.stat.st_ino = ino_t(id)
+            let kept = state.withLock { s -> (ResolvedEntry, Name?)? in
+                if let e = s.entry { return (e, s.name) }
+                guard s.generation == generation else { return nil }  // moved meanwhile: again
+                s.set(found)
+                return (found, s.name)
+            }
+            if let kept { return kept }
+        }
+        throw .staleNFSFileHandle
     }
 
     /// The merged directory's layers, or `ENOTDIR`.
     func directoryLayers() throws(Errno) -> [DirLayer] {
-        let layers = state.withLock { $0.entry.layers }
+        guard isDirectory else { throw .notDirectory }
+        let layers = try location().entry.layers
         guard !layers.isEmpty else { throw .notDirectory }
         return layers
     }
@@ -64,25 +141,30 @@ public final class Node: Sendable {
     /// Runs `body` with the topmost entry as (directory in its layer, name), or for a directory
     /// (and the root) with its own descriptor and nil.
     func withTopEntry<R>(_ body: (LayerDir, UnsafePointer<CChar>?) throws(Errno) -> R) throws(Errno) -> R {
-        let (entry, name) = location
+        let (entry, name) = try location()
         if let first = entry.layers.first { return try body(first.dir, nil) }
         guard let name else { throw .noSuchFileOrDirectory }
         return try name.withCString { (n) throws(Errno) in try body(entry.parentDir, n) }
     }
 
-    /// `lstat` of the topmost entry, with the reported inode number.
-    func attributes() throws(Errno) -> stat {
+    /// `lstat` of the topmost entry, with the reported inode number, and the number of layers
+    /// a directory merges (several: the mount reports nlink 1, as the kernel does).
+    func attributes() throws(Errno) -> (stat: stat, mergedLayers: Int) {
         if let file = state.withLock({ $0.unlinked }) {
             var st = try Sys.fstat(file.fd)
             st.st_ino = ino_t(id)
-            return st
+            return (st, 0)
         }
-        var st = try withTopEntry { (dir, name) throws(Errno) -> stat in
-            if let name { return try dir.stat(name) }
-            return try dir.stat()
+        let (entry, name) = try location()
+        var st: stat
+        if let first = entry.layers.first {
+            st = try first.dir.stat()
+        } else {
+            guard let name else { throw .noSuchFileOrDirectory }
+            st = try name.withCString { (n) throws(Errno) in try entry.parentDir.stat(n) }
         }
         st.st_ino = ino_t(id)
-        return st
+        return (st, entry.layers.count)
     }
 }
 
@@ -151,6 +233,28 @@ final class NodeTable: Sendable {
         if freed != nil { trim.forgot(1) }
     }
     private let trim = MemoryTrim()
+
+    /// Asks the nodes to give back their layer directories, a shard at a time, until fewer
+    /// than `low` are open in the process: the first pass clears each node's `used` mark, the
+    /// second drops the entries of the nodes still unmarked (`Node.State.giveBack`). One sweep
+    /// at a time; a request that finds one running goes on without waiting.
+    func giveBackDescriptors(below low: Int) {
+        guard sweeping.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        defer { sweeping.store(false, ordering: .releasing) }
+        let start = hand.load(ordering: .relaxed)
+        for step in 0..<(2 * Self.shardCount) {
+            let i = (start + step) % Self.shardCount
+            // Copied out first: node locks come before shard locks.
+            let held = shards[i].slots.withLock { slots in slots.values.map(\.node) }
+            for n in held { n.state.withLock { $0.giveBack() } }
+            if LayerDir.openCount <= low {
+                hand.store((i + 1) % Self.shardCount, ordering: .relaxed)
+                return
+            }
+        }
+    }
+    private let sweeping = Atomic<Bool>(false)
+    private let hand = Atomic<Int>(0)
 
     /// Number of nodes held (for tests and memory checks).
     var count: Int { shards.reduce(0) { n, s in n + s.slots.withLock { $0.count } } }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// An open directory inside one layer.
@@ -13,9 +14,19 @@ import SystemPackage
 public final class LayerDir: Sendable {
     public let fd: Int32
 
-    private init(fd: Int32) { self.fd = fd }
+    private init(fd: Int32) {
+        self.fd = fd
+        Self.open.add(1, ordering: .relaxed)
+    }
 
-    deinit { Sys.close(fd) }
+    deinit {
+        Sys.close(fd)
+        Self.open.subtract(1, ordering: .relaxed)
+    }
+
+    /// Layer directories open in this process now (the descriptor budget's measure).
+    public static var openCount: Int { open.load(ordering: .relaxed) }
+    private static let open = Atomic<Int>(0)
 
     /// Opens a layer root given by path; symlinks in the user's own path are followed.
     public static func openRoot(path: String) throws(Errno) -> LayerDir {

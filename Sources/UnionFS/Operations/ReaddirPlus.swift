@@ -6,7 +6,7 @@ extension UnionFileSystem {
     /// neither gained an upper part nor changed there since the listing was taken.
     func listingIsCurrent(_ handle: DirectoryHandle) -> Bool {
         guard let n = nodes.get(handle.node) else { return false }
-        let top = n.state.withLock { $0.entry.layers.first?.layer }
+        let top = (try? n.directoryLayers())?.first?.layer
         return top == handle.layers.first?.layer && handle.listingIsCurrent()
     }
 

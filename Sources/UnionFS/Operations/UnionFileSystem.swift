@@ -32,6 +32,9 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
     /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
     public var xattrPermissions = 0
+    /// How many layer directories stay open before nodes give theirs back; nil: three quarters
+    /// of the open-files limit when the filesystem is made (`DescriptorBudget`).
+    public var descriptorBudget: DescriptorBudget? = nil
 
     public init(timeout: Double = 86400, readOnly: Bool = false, volatile: Bool = false,
                 renameDirectoriesEXDEV: Bool = false) {
@@ -52,6 +55,8 @@ public final class UnionFileSystem: Sendable {
     public let options: FileSystemOptions
     let nodes = NodeTable()
     let root: Node
+    /// When nodes give back their layer directories.
+    let budget: DescriptorBudget
     /// The kernel agreed to its writeback cache (set once, by the FUSE bridge at init). Files
     /// are then opened read-write whatever the caller asked (the kernel reads to fill partial
     /// pages) and without `O_APPEND` (the kernel appends at the size it knows).
@@ -61,7 +66,8 @@ public final class UnionFileSystem: Sendable {
         self.stack = stack
         self.options = options
         let view = UnionView(stack: stack)
-        root = Node(id: InodeNumbers.root, parent: nil, name: nil, entry: try view.root())
+        budget = options.descriptorBudget ?? .fromProcessLimit()
+        root = Node(id: InodeNumbers.root, stack: stack, parent: nil, name: nil, entry: try view.root())
         nodes.pin(root)
     }
 
@@ -69,10 +75,19 @@ public final class UnionFileSystem: Sendable {
     public var isReadOnly: Bool { options.readOnly || !stack.isWritable }
 
     /// The node `id`, or `ENOENT` for an id the kernel should not be holding (stale or forged).
+    /// Every request starts here, so this is also where the descriptor budget is kept: nodes
+    /// found again by name (`Node.location`) open layer directories as lookups do.
     @inline(__always)
     func node(_ id: UInt64) throws(Errno) -> Node {
+        keepWithinBudget()
         guard let n = nodes.get(id) else { throw .noSuchFileOrDirectory }
         return n
+    }
+
+    /// Sweeps the node table when more layer directories are open than the budget allows.
+    @inline(__always)
+    func keepWithinBudget() {
+        if LayerDir.openCount > budget.high { nodes.giveBackDescriptors(below: budget.low) }
     }
 
     /// Number of nodes currently held for the kernel.
@@ -95,21 +110,23 @@ public final class UnionFileSystem: Sendable {
     func reference(_ resolved: ResolvedEntry, name: UnsafePointer<CChar>, in p: Node) throws(Errno) -> stat {
         var entry = resolved
         let childName = try Name(validating: name)
-        let id = nodeID(of: entry, parent: p.id, name: childName)
+        let id = stack.nodeID(of: entry, parent: p.id, name: childName)
         entry.stat.st_ino = ino_t(id)
         var made = false
         let child = nodes.reference(id) {
             made = true
-            return Node(id: id, parent: p, name: childName, entry: entry)
+            return Node(id: id, stack: stack, parent: p, name: childName, entry: entry)
         }
-        if !made {
+        if made {
+            keepWithinBudget()
+        } else {
             // The kernel found this inode under this name now: remember it there, unless a
             // copy-up that finished meanwhile already moved it higher in the stack.
             child.state.withLock { s in
-                if entry.topLayer <= s.entry.topLayer {
+                if entry.topLayer <= s.topLayer {
                     s.parent = p
                     s.name = childName
-                    s.entry = entry
+                    s.set(entry)
                 }
                 s.unlinked = nil  // found by name again: a new file that got the same inode
             }
@@ -117,15 +134,6 @@ public final class UnionFileSystem: Sendable {
         var st = entry.stat
         if entry.layers.count > 1 { st.st_nlink = 1 }
         return present(st, node: id)
-    }
-
-    /// The node id for `entry`, found as `name` in the directory node `parent`: its reported
-    /// inode number, except for a lower file with several links on a writable mount, whose
-    /// names get a node each, as copy-up will make them different files (`InodeNumbers.linkNode`).
-    func nodeID(of entry: ResolvedEntry, parent: UInt64, name: Name) -> UInt64 {
-        let number = stack.inodes.reported(FileID(entry.stat))
-        guard stack.isWritable, entry.topLayer > 0, entry.stat.st_nlink > 1, !entry.isDirectory else { return number }
-        return stack.inodes.linkNode(for: number, parent: parent, name: name)
     }
 
     /// The kernel dropped `count` lookups of `id`.
@@ -137,8 +145,8 @@ public final class UnionFileSystem: Sendable {
     /// `lstat` of a node as the mount reports it.
     public func getattr(_ id: UInt64) throws(Errno) -> stat {
         let n = try node(id)
-        var st = try n.attributes()
-        if n.state.withLock({ $0.entry.layers.count }) > 1 { st.st_nlink = 1 }
+        var (st, merged) = try n.attributes()
+        if merged > 1 { st.st_nlink = 1 }
         return present(st, node: id)
     }
 

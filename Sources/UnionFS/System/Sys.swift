@@ -321,6 +321,13 @@ extension Sys {
         return UInt64(limit.rlim_cur)
     }
 
+    /// `getrlimit(2)`: the soft limit of open files, or nil when there is none.
+    public static func openFileLimit() -> UInt64? {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// `geteuid(2)`: whether device nodes and ownership can be restored.
     public static func geteuid() -> uid_t { Glibc.geteuid() }
 }

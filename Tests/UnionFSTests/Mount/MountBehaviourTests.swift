@@ -33,6 +33,23 @@ final class MountBehaviourTests: MountTestCase {
         XCTAssertEqual(r.stdout.split(separator: "\n").count, 600)
     }
 
+    /// With a hard limit of 512 open files, a walk over 630 directories present in three
+    /// layers (1,890 layer directories) works: nodes give their descriptors back past the
+    /// budget and are found again by name when used. Then every file reads right.
+    func testWalkPastTheHardOpenFileLimit() throws {
+        for (k, name) in ["l0", "l1", "l2"].enumerated() {
+            let layer = try fx.layer(name)
+            for i in 0..<600 { try layer.file("d\(i / 30)/e\(i)/f", "\(name)\n").file("d\(i / 30)/e\(i)/g\(k)", "") }
+        }
+        let m = try fuseMount(lowerdirOption(["l0", "l1", "l2"]), launcher: ["/usr/bin/prlimit", "--nofile=512:512", "--"])
+        let r = try Run.program("/usr/bin/find", [m.mountPoint, "-type", "f"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 600 * 4)
+        let cat = try Run.program("/bin/sh", ["-c", "cat \(m.mountPoint)/d*/e*/f | sort | uniq -c"], timeout: 60)
+        XCTAssertEqual(cat.status, 0, cat.stderr)
+        XCTAssertEqual(cat.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "600 l0")
+    }
+
     /// d_ino from readdir equals st_ino from stat for every entry; st_ino is stable and unique.
     func testInodeNumbersOnMount() throws {
         try buildFixture()

@@ -117,15 +117,17 @@ final class FuseMount: @unchecked Sendable {
         self.mountPoint = mountPoint; self.process = process; self.logPath = logPath
     }
 
+    /// `launcher` runs before the binary (`prlimit --nofile=N:N --`, which execs it in place).
     static func start(options: String, mountPoint: String, extraArguments: [String] = [],
+                      launcher: [String] = [],
                       timeout: TimeInterval = 30, watchdog: TimeInterval = 90) throws -> FuseMount {
         let binary = TestEnvironment.binary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw StartError(description: "unionfs-swift not built at \(binary) (run swift build first)")
         }
         let logPath = mountPoint + ".log"
-        let p = try ChildProcess(binary, ["-f"] + extraArguments + ["-o", options, mountPoint],
-                                 stdoutPath: logPath, stderrPath: logPath)
+        let command = launcher + [binary, "-f"] + extraArguments + ["-o", options, mountPoint]
+        let p = try ChildProcess(command[0], Array(command.dropFirst()), stdoutPath: logPath, stderrPath: logPath)
         let m = FuseMount(mountPoint: mountPoint, process: p, logPath: logPath)
         let deadline = Date().addingTimeInterval(timeout)
         while !MountTable.isMounted(mountPoint, fsTypePrefix: "fuse") {
@@ -189,9 +191,10 @@ final class KernelOverlay {
 extension TempDirTestCase {
     /// Mounts unionfs-swift (child process, foreground) at a fresh `tmp/name`; unmounted at teardown.
     func fuseMount(_ options: String, name: String = "fuse", extraArguments: [String] = [],
-                   timeout: TimeInterval = 30) throws -> FuseMount {
+                   launcher: [String] = [], timeout: TimeInterval = 30) throws -> FuseMount {
         let mnt = try makeDir(name)
-        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments, timeout: timeout)
+        let m = try FuseMount.start(options: options, mountPoint: mnt, extraArguments: extraArguments,
+                                    launcher: launcher, timeout: timeout)
         addCleanup { m.stop() }
         return m
     }

@@ -33,7 +33,7 @@ extension UnionFileSystem {
             }
             c.uid = nil; c.gid = nil; c.mode = nil
         }
-        let (entry, name) = n.location
+        let (entry, name) = try n.location()
         if let dir = entry.layers.first?.dir {
             if let mode = c.mode { try Sys.fchmod(dir.fd, mode & 0o7777) }
             if c.uid != nil || c.gid != nil {

@@ -57,13 +57,13 @@ extension UnionFileSystem {
     public func link(_ id: UInt64, newParent: UInt64, newName: UnsafePointer<CChar>) throws(Errno) -> stat {
         if isReadOnly { throw .readOnlyFileSystem }
         let source = try node(id)
-        if source.state.withLock({ !$0.entry.layers.isEmpty }) { throw .notPermitted }
+        if source.isDirectory { throw .notPermitted }
         let p = try node(newParent)
         let nameObj = try Name(validating: newName)
         if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
         try copyUp(source)
         let upper = try upperDirectory(of: p)
-        let (entry, sourceName) = source.location
+        let (entry, sourceName) = try source.location()
         guard let sourceName else { throw .invalidArgument }
         try sourceName.withCString { (s) throws(Errno) in
             switch upperEntry(newName, in: upper) {

@@ -6,7 +6,7 @@ extension UnionFileSystem {
     /// data); FIFOs and devices are opened where they are, never copied up on open.
     func openForWrite(_ id: UInt64, flags: Int32) throws(Errno) -> Int32 {
         let n = try node(id)
-        let (entry, _) = n.location
+        let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
         if entry.stat.st_mode & S_IFMT == S_IFREG {
             try copyUp(n, truncate: flags & O_TRUNC != 0)
@@ -70,7 +70,7 @@ extension UnionFileSystem {
     /// (nlink 0); other nodes are answered as `getattr` without a file.
     public func getattr(_ id: UInt64, openFile fd: Int32) throws(Errno) -> stat {
         let n = try node(id)
-        if n.state.withLock({ !$0.entry.layers.isEmpty }) { return try getattr(id) }
+        if n.isDirectory { return try getattr(id) }
         var st = try Sys.fstat(fd)
         st.st_ino = ino_t(id)
         return present(st, node: id)

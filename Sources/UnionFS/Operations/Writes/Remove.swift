@@ -37,6 +37,7 @@ extension UnionFileSystem {
         let upper = try upperDirectory(of: p)
         let needsWhiteout = lowerShows(name, in: try p.directoryLayers())
         let current = upperEntry(name, in: upper)
+        keepDescriptorsIfHeld(entry)
         if needsWhiteout {
             try whiteOut(name, in: upper, current: current)
         } else if case .entry = current {
@@ -93,11 +94,20 @@ extension UnionFileSystem {
         n.state.withLock { $0.unlinked = OwnedDescriptor(fd) }
     }
 
+    /// The directory `entry` is about to go: if the kernel holds its node (a working directory,
+    /// an open handle), the node can no longer be found by name, so it keeps its layer
+    /// directories (`DescriptorBudget`) and answers from them until the kernel forgets it.
+    func keepDescriptorsIfHeld(_ entry: ResolvedEntry) {
+        guard let n = nodes.get(stack.inodes.reported(FileID(entry.stat))) else { return }
+        n.state.withLock { $0.keepsDescriptors = true }
+        _ = try? n.location()  // held again if a sweep took it, and now kept
+    }
+
     /// When one name of a hard-linked file goes, the node (keyed by inode) may still be known by
     /// that name: point it at another link in the same directory, if there is one.
     private func renameNodeToOtherLink(_ st: stat, removed: UnsafePointer<CChar>, in upper: LayerDir) {
         let id = stack.inodes.reported(FileID(st))
-        guard let n = nodes.get(id), let current = n.location.name,
+        guard let n = nodes.get(id), let current = n.currentName,
               current.withCString({ strcmp($0, removed) == 0 }) else { return }
         var other: Name? = nil
         try? Sys.forEachEntry(in: upper.fd) { e in

@@ -21,9 +21,9 @@ extension UnionFileSystem {
         let dst = try? stack.resolve(newName, in: q.directoryLayers())
         if flags & Sys.renameNoReplace != 0 && dst != nil { throw .fileExists }
         if exchange && dst == nil { throw .noSuchFileOrDirectory }
-        let srcID = nodeID(of: src, parent: p.id, name: srcName)
+        let srcID = stack.nodeID(of: src, parent: p.id, name: srcName)
         if !exchange, let dst {
-            if srcID == nodeID(of: dst, parent: q.id, name: dstName) { return }  // same file: nothing to do
+            if srcID == stack.nodeID(of: dst, parent: q.id, name: dstName) { return }  // same file: nothing to do
             if src.isDirectory && !dst.isDirectory { throw .notDirectory }
             if !src.isDirectory && dst.isDirectory { throw .isDirectory }
             if dst.isDirectory {
@@ -36,7 +36,7 @@ extension UnionFileSystem {
         try moveEntirelyToUpper(srcNode)
         var dstNode: Node? = nil
         if exchange, let dst {
-            let n = nodeOrDetached(nodeID(of: dst, parent: q.id, name: dstName), parent: q, name: dstName, entry: dst)
+            let n = nodeOrDetached(stack.nodeID(of: dst, parent: q.id, name: dstName), parent: q, name: dstName, entry: dst)
             try moveEntirelyToUpper(n)
             dstNode = n
         }
@@ -51,6 +51,7 @@ extension UnionFileSystem {
            st.st_mode & S_IFMT != S_IFDIR, st.st_nlink <= 1 {
             detachIfHeld(newName, st, in: upperQ)  // the replaced file may still be open
         }
+        if !exchange, let dst, dst.isDirectory { keepDescriptorsIfHeld(dst) }
         if exchange {
             try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
         } else {
@@ -99,8 +100,10 @@ extension UnionFileSystem {
         n.state.withLock { s in
             s.parent = parent
             s.name = name
-            s.entry.parentDir = upperParent
-            s.entry.topLayer = 0
+            s.update(topLayer: 0) { e in
+                e.parentDir = upperParent
+                e.topLayer = 0
+            }
         }
     }
 

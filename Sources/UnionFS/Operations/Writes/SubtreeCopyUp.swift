@@ -13,7 +13,7 @@ extension UnionFileSystem {
     /// kernel does not lock those during the rename) all stay. No `redirect` xattr is written,
     /// so the upper still mounts under the kernel.
     func moveEntirelyToUpper(_ n: Node) throws(Errno) {
-        let (entry, _) = n.location
+        let (entry, _) = try n.location()
         guard entry.isDirectory else { try copyUp(n); return }
         guard entry.layers.contains(where: { $0.layer != 0 }) else { return }
         if options.renameDirectoriesEXDEV { throw .improperLink }
@@ -22,7 +22,7 @@ extension UnionFileSystem {
             let layers = try n.directoryLayers()
             guard layers.count > 1 else { return }
             try absorbLower(layers, id: n.id)
-            n.state.withLock { $0.entry.layers = [layers[0]] }
+            n.state.withLock { $0.update(topLayer: 0) { $0.layers = [layers[0]] } }
         }
     }
 
@@ -34,7 +34,7 @@ extension UnionFileSystem {
         for child in try stack.mergedListing(of: layers) {
             try child.name.withCString { (c) throws(Errno) in
                 guard var ce = try? stack.resolve(c, in: layers) else { return }  // gone meanwhile
-                let id = nodeID(of: ce, parent: dirID, name: child.name)
+                let id = stack.nodeID(of: ce, parent: dirID, name: child.name)
                 let held = nodes.get(id)
                 if ce.topLayer != 0 {
                     if let held {
@@ -50,7 +50,7 @@ extension UnionFileSystem {
                 }
                 if ce.isDirectory && ce.layers.count > 1 {
                     try absorbLower(ce.layers, id: id)
-                    held?.state.withLock { $0.entry.layers = [ce.layers[0]] }
+                    held?.state.withLock { $0.update(topLayer: 0) { $0.layers = [ce.layers[0]] } }
                 }
             }
         }

@@ -16,7 +16,7 @@ extension UnionFileSystem {
         let upperParent = try upperDirectory(of: parent)
         try node.copyUpLock.withLock { (_) throws(Errno) in
             if node.isInUpper(stack) { return }
-            let (entry, name) = node.location
+            let (entry, name) = try node.location()
             guard let name else { return }
             let st = try copier.copy(entry, name: name, into: upperParent, truncate: truncate)
             stack.inodes.recordCopyUp(FileID(st), reports: node.id)
@@ -25,13 +25,15 @@ extension UnionFileSystem {
                 upperDir = try name.withCString { (n) throws(Errno) in try upperParent.openChild(n) }
             }
             node.state.withLock { s in
-                if let upperDir {
-                    s.entry.layers.insert(DirLayer(layer: 0, dir: upperDir, holdsXattrWhiteouts: false), at: 0)
-                } else {
-                    s.entry.parentDir = upperParent
+                s.update(topLayer: 0) { e in
+                    if let upperDir {
+                        e.layers.insert(DirLayer(layer: 0, dir: upperDir, holdsXattrWhiteouts: false), at: 0)
+                    } else {
+                        e.parentDir = upperParent
+                    }
+                    e.topLayer = 0
+                    e.stat = st
                 }
-                s.entry.topLayer = 0
-                s.entry.stat = st
             }
         }
     }
@@ -70,7 +72,7 @@ extension UnionFileSystem {
 
     /// The node for `id` when the kernel holds it, else a detached one for this request only.
     func nodeOrDetached(_ id: UInt64, parent: Node, name: Name, entry: ResolvedEntry) -> Node {
-        nodes.get(id) ?? Node(id: id, parent: parent, name: name, entry: entry)
+        nodes.get(id) ?? Node(id: id, stack: stack, parent: parent, name: name, entry: entry)
     }
 }
 
