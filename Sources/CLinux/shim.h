@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
 #include <malloc.h>  /* malloc_trim */
+#include <sys/statfs.h>  /* fstatfs: the upper's filesystem type */
 
 static const int unionfs_O_PATH = 010000000;
 static const int unionfs_O_DIRECT = 040000;
@@ -24,6 +25,7 @@ static const int unionfs_FALLOC_FL_KEEP_SIZE = 1;
 extern ssize_t getdents64(int fd, void *buffer, size_t length);
 extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 extern int fallocate(int fd, int mode, off_t offset, off_t len);
+extern ssize_t splice(int fd_in, long long *off_in, int fd_out, long long *off_out, size_t len, unsigned int flags);
 extern ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
 
 /// ioctl(dst, FICLONE, src): share the source's extents (reflink) where the filesystem can.

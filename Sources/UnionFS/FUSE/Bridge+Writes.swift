@@ -15,6 +15,7 @@ extension Bridge {
                                              caller: Caller(uid: c.uid, gid: c.gid))
                 info.fh = UInt64(fd)
                 info.keep_cache = 1
+                if !fs.closeCanFail { info.noflush = 1 }  // as in `open`
                 r.reply(create: fuse_entry_param(st, timeout: fs.options.timeout), file: info)
             } catch { r.reply(error: error) }
         }
@@ -93,12 +94,19 @@ extension Bridge {
             else if toSet & FUSE_SET_ATTR_MTIME != 0 { c.mtime = a.st_mtim }
             let fd = fi.map { Int32(truncatingIfNeeded: $0.pointee.fh) }
             do throws(Errno) {
+                if c.size != nil && c.mode == nil {
+                    c.mode = try fs.modeClearingSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
+                }
                 let st = try fs.setattr(UInt64(ino), c, fd: fd)
                 r.reply(attributes: st, timeout: fs.options.timeout)
             } catch { r.reply(error: error) }
         }
-        ops.write_buf = { req, _, bufv, off, fi in
+        ops.write_buf = { req, ino, bufv, off, fi in
             let r = Request(req!)
+            do throws(Errno) { try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck) } catch {
+                r.reply(error: error)
+                return
+            }
             let size = fuse_buf_size(bufv)
             var dst = unionfs_fd_bufvec(Int32(truncatingIfNeeded: fi!.pointee.fh), size, off)
             let n = fuse_buf_copy(&dst, bufv, fuse_buf_copy_flags(0))

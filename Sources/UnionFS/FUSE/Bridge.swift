@@ -98,11 +98,19 @@ enum Bridge {
             do throws(Errno) {
                 var info = fi!.pointee
                 let fd = try r.fileSystem.open(UInt64(ino), flags: info.flags)
+                if info.flags & O_TRUNC != 0 {
+                    do throws(Errno) {
+                        try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
+                    } catch {
+                        r.fileSystem.release(fd)
+                        throw error
+                    }
+                }
                 info.fh = UInt64(fd)
                 info.keep_cache = 1
-                // Nothing to flush for a file opened read-only: spare the kernel a round trip
-                // on every close.
-                if info.flags & O_ACCMODE == O_RDONLY { info.noflush = 1 }
+                // Nothing to flush for a file opened read-only, or on an upper whose close
+                // cannot fail: spare the kernel a round trip on every close.
+                if info.flags & O_ACCMODE == O_RDONLY || !r.fileSystem.closeCanFail { info.noflush = 1 }
                 r.reply(open: info)
             } catch { r.reply(error: error) }
         }
@@ -162,6 +170,15 @@ enum Bridge {
             fs.writebackCache.store(true, ordering: .relaxed)
         }
         conn.pointee.want = want
+        var extra: UInt32 = 0
+        if capable & UInt32(FUSE_CAP_PARALLEL_DIROPS) != 0 { extra |= DeviceIO.parallelDirops }
+        // With the writeback cache, writes reach the daemon without their caller: the kernel
+        // must then clear setuid itself.
+        if capable & UInt32(FUSE_CAP_HANDLE_KILLPRIV) != 0 && want & UInt32(FUSE_CAP_WRITEBACK_CACHE) == 0 {
+            extra |= DeviceIO.handleKillpriv
+            fs.killPrivileges.store(true, ordering: .relaxed)
+        }
+        fs.initReplyFlags.store(extra, ordering: .relaxed)
     }
 
     static func directoryHandle(_ fh: UInt64) -> Unmanaged<DirectoryHandle> {

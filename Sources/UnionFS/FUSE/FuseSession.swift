@@ -41,6 +41,9 @@ public final class FuseSession: @unchecked Sendable {
             mounted = false
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
+        guard DeviceIO.install(on: se) else {
+            throw ConfigurationError("cannot set up the FUSE device of '\(mountpoint)'")
+        }
     }
 
     static func escape(_ option: String) -> String {

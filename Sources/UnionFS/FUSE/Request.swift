@@ -27,6 +27,13 @@ struct Request: ~Copyable {
         return (c.uid, c.gid, c.pid)
     }
 
+    /// Whether the caller has a group as its own or a supplementary one (the supplementary
+    /// groups come from /proc, so they are read only when asked).
+    var groupCheck: (gid_t) -> Bool {
+        let raw = self.raw, own = context.gid
+        return { gid in own == gid || Bridge.groups(raw).contains(gid) }
+    }
+
     consuming func reply(error: Errno) {
         fuse_reply_err(raw, error.rawValue)
         discard self

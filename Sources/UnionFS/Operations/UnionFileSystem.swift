@@ -57,16 +57,33 @@ public final class UnionFileSystem: Sendable {
     let root: Node
     /// When nodes give back their layer directories.
     let budget: DescriptorBudget
+    /// Whether `close` of an upper file can report anything (`flush` does a `close` of a
+    /// duplicate to find out). The filesystems in `silentClose` have no flush operation, so
+    /// their `close` never fails: the kernel is then told not to send FLUSH at each close
+    /// (`noflush`), which spares one round trip per file written. NFS, FUSE and the rest keep it.
+    public let closeCanFail: Bool
+    /// tmpfs, ext2/3/4, xfs, btrfs, f2fs, bcachefs (`statfs(2)` magic numbers).
+    static let silentClose: Set<Int> = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0xCA45_1A4E]
     /// The kernel agreed to its writeback cache (set once, by the FUSE bridge at init). Files
     /// are then opened read-write whatever the caller asked (the kernel reads to fill partial
     /// pages) and without `O_APPEND` (the kernel appends at the size it knows).
     let writebackCache = Atomic<Bool>(false)
+    /// Flags for the INIT reply that libfuse does not send itself (`DeviceIO`), set at INIT by
+    /// the bridge and taken once by the write of that reply.
+    let initReplyFlags = Atomic<UInt32>(0)
+    /// The kernel agreed to leave clearing setuid to the daemon (`clearsSetIDItself`).
+    let killPrivileges = Atomic<Bool>(false)
 
     public init(stack: LayerStack, options: FileSystemOptions = FileSystemOptions()) throws(Errno) {
         self.stack = stack
         self.options = options
         let view = UnionView(stack: stack)
         budget = options.descriptorBudget ?? .fromProcessLimit()
+        if let upper = stack.upper, let type = try? Sys.filesystemType(upper.root.fd) {
+            closeCanFail = !Self.silentClose.contains(type)
+        } else {
+            closeCanFail = stack.isWritable
+        }
         root = Node(id: InodeNumbers.root, stack: stack, parent: nil, name: nil, entry: try view.root())
         nodes.pin(root)
     }

@@ -67,6 +67,13 @@ public enum Sys {
         return st
     }
 
+    /// `fstatfs(2)`: the filesystem type (`f_type`, a magic number) of the one `fd` is on.
+    public static func filesystemType(_ fd: Int32) throws(Errno) -> Int {
+        var st = CLinux.statfs()
+        _ = try retrying { CLinux.fstatfs(fd, &st) }
+        return Int(st.f_type)
+    }
+
     /// `readlinkat(2)` into `buffer`; returns the length (not NUL-terminated).
     @inline(__always)
     public static func readlinkat(_ dirfd: Int32, _ name: UnsafePointer<CChar>,

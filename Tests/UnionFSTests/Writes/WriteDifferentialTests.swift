@@ -40,6 +40,11 @@ final class WriteDifferentialTests: WriteTestCase {
         Script(name: "setgid-dir", layers: 2, text: "touch sg/f; mkdir sg/d; mkdir sg/d/e; echo x > sg/d/e/x"),
         Script(name: "rename-merged-with-whiteouts", layers: 3, text: "rm dir/a dir/m; echo n > dir/n; mv dir dir2; rm tree/x/top; mv tree/x tree/y"),
         Script(name: "rename-over-empty-dir", layers: 2, text: "mv -T dir empty; mkdir n; rm tree/x/y/z; mv -T n tree/x/y"),
+        // A write, truncation or O_TRUNC open by a non-root caller clears setuid (and setgid
+        // with group execute); root's write and a chown by root keep what the kernel keeps.
+        Script(name: "setid-cleared", layers: 3, text: "chmod 6777 f g dir/a; chmod 6755 dir/b big; chmod 2766 dir/sub/c; "
+               + "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x >> f; truncate -s 1 g; : > dir/a; echo y >> dir/sub/c'; "
+               + "echo rootwrite >> dir/b; chown 5:5 big"),
         Script(name: "utimens-flags", layers: 1, text: "touch -a g; touch -m -d 2005-05-05 dir/a; touch -a -d 2006-06-06 dir/b"),
         Script(name: "mixed-1", layers: 1, text: mixed),
         Script(name: "mixed-2", layers: 2, text: mixed),

@@ -23,6 +23,10 @@ extension UnionFileSystem {
         c.uid = c.uid.map(options.idMapping.diskUID)
         c.gid = c.gid.map(options.idMapping.diskGID)
         try copyUp(n, truncate: c.size == 0)
+        if overrideXattrName != nil && (c.uid != nil || c.gid != nil) && c.mode == nil {
+            // A chown clears setuid and setgid; here the file's own chown does not see them.
+            c.mode = Self.modeWithoutSetID(try getattr(id), callerInGroup: { _ in true })
+        }
         if overrideXattrName != nil && (c.uid != nil || c.gid != nil || c.mode != nil) {
             // Rootless: owner and mode live in the override xattr, not on the file.
             let current = try getattr(id)
