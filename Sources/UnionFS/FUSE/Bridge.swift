@@ -65,33 +65,35 @@ enum Bridge {
         }
         ops.opendir = { req, ino, fi in
             let r = Request(req!)
+            let fs = r.fileSystem
+            // Readdir answers from the directory's shared listing (`sharedListing`), so an
+            // open directory needs no state: let the kernel open them itself.
+            if fs.opensDirectoriesItself.load(ordering: .relaxed) {
+                r.reply(error: .noFunction)
+                return
+            }
             do throws(Errno) {
-                let handle = try r.fileSystem.opendir(UInt64(ino))
+                guard try fs.getattr(UInt64(ino)).st_mode & S_IFMT == S_IFDIR else { throw .notDirectory }
                 var info = fi!.pointee
-                info.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
-                // Let the kernel keep the listing in its page cache, but only where nothing
-                // changes. The kernel fills that cache from whichever handle reads at its end
-                // and takes offsets as valid across handles; ours index each handle's own
-                // snapshot, so with writes going on, a handle opened before a change would
-                // append its stale tail to a listing another handle began after it: names
-                // shown twice or lost (ConcurrencyTests).
-                if r.fileSystem.isReadOnly {
-                    info.cache_readdir = 1
-                    info.keep_cache = 1
-                }
+                info.fh = 0
+                // Let the kernel keep the listing in its page cache. It fills that cache from
+                // whichever handle reads at its end and takes offsets as valid across handles,
+                // which ours are (name hashes), and each reply shows the directory as it is
+                // then (`DirectoryHandle`); a change through the mount makes the kernel
+                // drop the cache at the next listing from the start.
+                info.cache_readdir = 1
+                info.keep_cache = 1
                 r.reply(open: info)
             } catch { r.reply(error: error) }
         }
-        ops.readdir = { req, _, size, off, fi in
-            Bridge.readdir(Request(req!), size: size, offset: off, fi!.pointee.fh, plus: false)
+        ops.readdir = { req, ino, size, off, _ in
+            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: false)
         }
-        ops.readdirplus = { req, _, size, off, fi in
-            Bridge.readdir(Request(req!), size: size, offset: off, fi!.pointee.fh, plus: true)
+        ops.readdirplus = { req, ino, size, off, _ in
+            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: true)
         }
-        ops.releasedir = { req, _, fi in
-            let r = Request(req!)
-            Bridge.directoryHandle(fi!.pointee.fh).release()
-            r.replyOK()
+        ops.releasedir = { req, _, _ in
+            Request(req!).replyOK()  // nothing to free: see opendir
         }
         ops.open = { req, ino, fi in
             let r = Request(req!)
@@ -162,14 +164,20 @@ enum Bridge {
         var want = conn.pointee.want
         let capable = conn.pointee.capable
         for cap in [FUSE_CAP_SPLICE_WRITE, FUSE_CAP_SPLICE_MOVE, FUSE_CAP_READDIRPLUS,
-                    FUSE_CAP_READDIRPLUS_AUTO, FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS] {
+                    FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS] {
             if capable & UInt32(cap) != 0 { want |= UInt32(cap) }
         }
+        // Readdirplus for every chunk of a listing, not only the first (the kernel's "auto"
+        // mode asks for attributes after the first chunk only when a lookup came in between,
+        // which a walk like find(1) does only after reading the whole directory: one LOOKUP
+        // per entry past the first chunk).
+        want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
         if fs.options.writebackCache && !fs.isReadOnly && capable & UInt32(FUSE_CAP_WRITEBACK_CACHE) != 0 {
             want |= UInt32(FUSE_CAP_WRITEBACK_CACHE)
             fs.writebackCache.store(true, ordering: .relaxed)
         }
         conn.pointee.want = want
+        if capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 { fs.opensDirectoriesItself.store(true, ordering: .relaxed) }
         var extra: UInt32 = 0
         if capable & UInt32(FUSE_CAP_PARALLEL_DIROPS) != 0 { extra |= DeviceIO.parallelDirops }
         // With the writeback cache, writes reach the daemon without their caller: the kernel
@@ -181,25 +189,27 @@ enum Bridge {
         fs.initReplyFlags.store(extra, ordering: .relaxed)
     }
 
-    static func directoryHandle(_ fh: UInt64) -> Unmanaged<DirectoryHandle> {
-        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fh))!)
-    }
 
-    /// Fills one readdir(plus) reply from the handle's snapshot, starting after `offset`.
-    static func readdir(_ r: consuming Request, size: Int, offset: off_t, _ fh: UInt64, plus: Bool) {
-        let handle = directoryHandle(fh).takeUnretainedValue()
+    /// Fills one readdir(plus) reply from the directory's shared listing, after `offset`.
+    static func readdir(_ r: consuming Request, _ ino: UInt64, size: Int, offset: off_t, plus: Bool) {
         let fs = r.fileSystem
+        let handle: DirectoryHandle
+        do throws(Errno) { handle = try fs.sharedListing(ino) } catch { r.reply(error: error); return }
         guard offset >= 0 else { r.reply(error: .invalidArgument); return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
         defer { buffer.deallocate() }
-        let entries: [MergedEntry]
-        do throws(Errno) { entries = try handle.entries() } catch { r.reply(error: error); return }
-        let current = plus && fs.listingIsCurrent(handle)
+        let listing: DirectoryHandle.Listing
+        do throws(Errno) { listing = try handle.currentListing() } catch { r.reply(error: error); return }
+        let entries = listing.entries
+        let current = plus && fs.listingIsCurrent(listing, of: handle)
         var used = 0
-        var index = Int(offset)
+        var index = listing.start(after: Int64(offset))
+        // The reader asks once more past the last entry, for the empty reply that ends the
+        // listing: the listing is done with then.
+        if index == entries.count { fs.listingRead(handle) }
         while index < entries.count {
             let e = entries[index]
-            let next = off_t(index + 1)
+            let next = off_t(listing.offsets[index])
             let room = size - used
             let dst = buffer.baseAddress!.advanced(by: used).assumingMemoryBound(to: CChar.self)
             let added: Int = e.name.withCString { name in
@@ -208,7 +218,7 @@ enum Bridge {
                     let need = fuse_add_direntry_plus(r.raw, nil, 0, name, nil, 0)
                     if need > room { return need }
                     var param = fuse_entry_param()
-                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, current: current) {
+                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
                         param = fuse_entry_param(st, timeout: fs.options.timeout)
                         param.attr.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
                     } else {

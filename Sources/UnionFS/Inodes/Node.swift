@@ -27,6 +27,12 @@ public final class Node: Sendable {
     /// before `state`, never while holding another node's `copyUpLock` except a parent's
     /// (ancestors are copied first, top down, each under its own lock, released before the next).
     let copyUpLock = Mutex<Void>(())
+    /// For a directory: bumped after every change of its names (create, link, unlink, rmdir,
+    /// rename from or into it), so that open handles take their listing again.
+    let listingGeneration = Atomic<UInt64>(0)
+
+    /// Records that the directory's names changed.
+    func listingChanged() { listingGeneration.add(1, ordering: .releasing) }
 
     struct State: @unchecked Sendable {
         /// The directory it was looked up in; nil only for the root.
@@ -56,6 +62,11 @@ public final class Node: Sendable {
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
+        /// For a directory being listed through the mount: the listing readdir answers from,
+        /// shared by every reader (offsets are name hashes, valid for any of them). Dropped when
+        /// a reader reaches its end, by the descriptor budget, and when the kernel forgets the
+        /// node (it holds the node, so these three break the cycle).
+        var listing: DirectoryHandle?
 
         init(parent: Node?, name: Name?, entry: ResolvedEntry) {
             self.parent = parent
@@ -83,6 +94,7 @@ public final class Node: Sendable {
         /// node was used since the last sweep, cannot be found again by name, or is the root.
         mutating func giveBack() {
             if used { used = false; return }
+            listing = nil
             guard entry != nil, parent != nil, !keepsDescriptors, unlinked == nil else { return }
             entry = nil
         }
@@ -230,7 +242,10 @@ final class NodeTable: Sendable {
                 return nil
             }
         }
-        if freed != nil { trim.forgot(1) }
+        if let freed {
+            freed.state.withLock { $0.listing = nil }
+            trim.forgot(1)
+        }
     }
     private let trim = MemoryTrim()
 

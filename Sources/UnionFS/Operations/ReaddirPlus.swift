@@ -2,12 +2,11 @@ import Glibc
 import SystemPackage
 
 extension UnionFileSystem {
-    /// True when `handle`'s listing still says in which layer each entry lives: the directory
-    /// neither gained an upper part nor changed there since the listing was taken.
-    func listingIsCurrent(_ handle: DirectoryHandle) -> Bool {
-        guard let n = nodes.get(handle.node) else { return false }
-        let top = (try? n.directoryLayers())?.first?.layer
-        return top == handle.layers.first?.layer && handle.listingIsCurrent()
+    /// True when `listing` of `handle` still says in which layer each entry lives: the
+    /// directory neither gained an upper part nor changed there since the listing was taken.
+    func listingIsCurrent(_ listing: DirectoryHandle.Listing, of handle: DirectoryHandle) -> Bool {
+        let top = (try? handle.directory.directoryLayers())?.first?.layer
+        return top == listing.layers.first?.layer && handle.isCurrent(listing)
     }
 
     /// The entry readdirplus gives the kernel for the listed `e`, counted as one lookup.
@@ -16,10 +15,10 @@ extension UnionFileSystem {
     /// changed since (`current`), so a non-directory is probed in that layer alone: one
     /// `fstatat` instead of one or two per layer above it. Directories (which need every layer
     /// they merge) and anything the probe does not confirm take the ordinary lookup.
-    func lookup(listed e: MergedEntry, in handle: DirectoryHandle, current: Bool) throws(Errno) -> stat {
+    func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirLayer], current: Bool) throws(Errno) -> stat {
         try e.name.withCString { (name) throws(Errno) -> stat in
             if current, e.type != UInt8(DT_DIR), e.layer >= 0,
-               let dl = handle.layers.first(where: { $0.layer == e.layer }),
+               let dl = layers.first(where: { $0.layer == e.layer }),
                case .entry(let st) = try stack.probe(name, in: dl), st.st_mode & S_IFMT != S_IFDIR {
                 let p = try node(handle.node)
                 return try reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),

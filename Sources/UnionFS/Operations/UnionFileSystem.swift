@@ -71,6 +71,10 @@ public final class UnionFileSystem: Sendable {
     /// Flags for the INIT reply that libfuse does not send itself (`DeviceIO`), set at INIT by
     /// the bridge and taken once by the write of that reply.
     let initReplyFlags = Atomic<UInt32>(0)
+    /// The kernel opens directories without asking (`FUSE_CAP_NO_OPENDIR_SUPPORT`, set at INIT):
+    /// opendir answers ENOSYS once, and the kernel then neither sends OPENDIR nor RELEASEDIR
+    /// and caches every listing, two round trips fewer per directory on every walk.
+    let opensDirectoriesItself = Atomic<Bool>(false)
     /// The kernel agreed to leave clearing setuid to the daemon (`clearsSetIDItself`).
     let killPrivileges = Atomic<Bool>(false)
 

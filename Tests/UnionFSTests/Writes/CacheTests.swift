@@ -69,4 +69,55 @@ final class CacheTests: WriteTestCase {
         XCTAssertEqual(text(fx.path("low") + "/d/s/b"), "b", "lower changed")
         try finishAndCompareWithKernel()
     }
+
+    /// Names read through `readdir(3)` from `path`, pausing after `pauseAfter` of them to run
+    /// `meanwhile` (changes made while the listing is half read).
+    private func listing(_ path: String, pauseAfter: Int, meanwhile: () -> Void) -> [String] {
+        guard let d = opendir(path) else { XCTFail("opendir \(path): \(errno)"); return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        var paused = false
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { out.append(name) }
+            if !paused && out.count == pauseAfter { paused = true; meanwhile() }
+        }
+        return out
+    }
+
+    /// The kernel caches listings on writable mounts too. A listing read while the directory
+    /// changes (names removed, a lower file copied up, which gives the directory an upper part)
+    /// shows every name that stayed exactly once, whether the daemon or the kernel's cache
+    /// answers the rest; the next listings from the start, the first from the daemon and the
+    /// second from the cache, show the directory as it is now.
+    func testListingsStayTrueWhileTheDirectoryChanges() throws {
+        let low = try fx.layer("low")
+        for d in 0..<4 { for i in 0..<3000 { try low.file("big\(d)/f\(i)", "") } }
+        try mountWritable(["low"])
+        let all = Set((0..<3000).map { "f\($0)" })
+        // big0 and big1 are listed by the daemon when the changes come, big2 and big3 from the
+        // kernel's cache (filled by a full listing first).
+        XCTAssertEqual(Set(listing(m("big2"), pauseAfter: 0) {}), all)
+        XCTAssertEqual(Set(listing(m("big3"), pauseAfter: 0) {}), all)
+        for d in 0..<4 {
+            let dir = "big\(d)"
+            var removed: Set<String> = []
+            let seen = listing(m(dir), pauseAfter: 700) {
+                self.put(self.m(dir + "/f\(d * 3)"), "copy-up", flags: O_WRONLY | O_APPEND)
+                for k in 0..<300 {
+                    let gone = "f\(k * 3 + 1)"
+                    XCTAssertEqual(errnoOf(unlink(self.m(dir + "/" + gone))), 0)
+                    removed.insert(gone)
+                }
+            }
+            XCTAssertEqual(seen.count, Set(seen).count, "\(dir): a name listed twice")
+            let stayed = all.subtracting(removed)
+            XCTAssertTrue(stayed.isSubset(of: Set(seen)), "\(dir): names that stayed are missing: \(stayed.subtracting(Set(seen)).count)")
+            for k in 0..<50 { put(m(dir + "/new\(k)"), "n") }
+            let expected = stayed.union((0..<50).map { "new\($0)" })
+            XCTAssertEqual(Set(listing(m(dir), pauseAfter: 0) {}), expected, "\(dir): listing after the changes")
+            XCTAssertEqual(Set(listing(m(dir), pauseAfter: 0) {}), expected, "\(dir): cached listing after the changes")
+        }
+        try finishAndCompareWithKernel()
+    }
 }

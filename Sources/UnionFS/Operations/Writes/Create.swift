@@ -59,6 +59,7 @@ extension UnionFileSystem {
         let source = try node(id)
         if source.isDirectory { throw .notPermitted }
         let p = try node(newParent)
+        defer { p.listingChanged() }
         let nameObj = try Name(validating: newName)
         if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
         try copyUp(source)
@@ -90,6 +91,7 @@ extension UnionFileSystem {
         if isReadOnly { throw .readOnlyFileSystem }
         let caller = diskOwner(shownCaller)
         let p = try node(parent)
+        defer { p.listingChanged() }
         _ = try Name(validating: name)
         if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }
         let upper = try upperDirectory(of: p)

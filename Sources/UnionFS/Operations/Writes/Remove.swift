@@ -7,6 +7,7 @@ extension UnionFileSystem {
     public func unlink(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let p = try node(parent)
+        defer { p.listingChanged() }
         let entry = try stack.resolve(name, in: p.directoryLayers())
         if entry.isDirectory { throw .isDirectory }
         let upper = try upperDirectory(of: p)
@@ -31,6 +32,7 @@ extension UnionFileSystem {
     public func rmdir(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let p = try node(parent)
+        defer { p.listingChanged() }
         let entry = try stack.resolve(name, in: p.directoryLayers())
         guard entry.isDirectory else { throw .notDirectory }
         guard try stack.mergedListing(of: entry.layers).isEmpty else { throw .directoryNotEmpty }

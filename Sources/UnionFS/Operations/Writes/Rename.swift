@@ -16,6 +16,10 @@ extension UnionFileSystem {
         guard flags & ~known == 0, flags != known else { throw .invalidArgument }
         let exchange = flags & Sys.renameExchange != 0
         let p = try node(parent), q = try node(newParent)
+        defer {
+            p.listingChanged()
+            q.listingChanged()
+        }
         let srcName = try Name(validating: name), dstName = try Name(validating: newName)
         let src = try stack.resolve(name, in: p.directoryLayers())
         let dst = try? stack.resolve(newName, in: q.directoryLayers())
