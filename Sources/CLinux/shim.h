@@ -10,7 +10,9 @@
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
 #include <malloc.h>  /* malloc_trim */
-#include <sys/statfs.h>  /* fstatfs: the upper's filesystem type */
+#include <sys/statfs.h>
+#include <stdint.h>
+#include <unistd.h>  /* syscall */  /* fstatfs: the upper's filesystem type */
 
 static const int unionfs_O_PATH = 010000000;
 static const int unionfs_O_DIRECT = 040000;
@@ -30,6 +32,18 @@ extern ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_
 
 /// ioctl(dst, FICLONE, src): share the source's extents (reflink) where the filesystem can.
 static inline int unionfs_ficlone(int dst, int src) { return ioctl(dst, FICLONE, src); }
+
+/// getxattrat(2) and listxattrat(2) (Linux 6.13; glibc 2.36 has no wrapper, the numbers are
+/// the same on every architecture): the xattrs of the entry `path` of `dfd`, never following a
+/// symlink (AT_SYMLINK_NOFOLLOW). -1 with errno ENOSYS on older kernels.
+struct unionfs_xattr_args { uint64_t value; uint32_t size; uint32_t flags; };
+static inline long unionfs_getxattrat(int dfd, const char *path, const char *name, void *value, size_t size) {
+    struct unionfs_xattr_args a = { (uint64_t)(uintptr_t)value, (uint32_t)size, 0 };
+    return syscall(464, dfd, path, 0x100, name, &a, sizeof a);
+}
+static inline long unionfs_listxattrat(int dfd, const char *path, char *list, size_t size) {
+    return syscall(465, dfd, path, 0x100, list, size);
+}
 
 static inline dev_t unionfs_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 #endif

@@ -94,8 +94,36 @@ public final class LayerDir: Sendable {
 }
 
 extension LayerDir {
+    /// The xattr `xattr` of the entry `name` of this directory (a symlink itself, never its
+    /// target), without opening the entry: `getxattrat(2)` where the kernel has it (6.13),
+    /// else `lgetxattr` of `/proc/self/fd/<fd>/<name>`, a path walk through procfs that costs
+    /// several times more. Returns the value's length.
+    func entryXattr(_ name: UnsafePointer<CChar>, _ xattr: UnsafePointer<CChar>,
+                    _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        if LayerDir.xattrAtCalls.load(ordering: .relaxed) {
+            do { return try Sys.getxattrat(fd, name, xattr, buffer) } catch .noFunction {
+                LayerDir.xattrAtCalls.store(false, ordering: .relaxed)
+            }
+        }
+        return try withEntryPath(name) { (p) throws(Errno) in try Sys.pathLgetxattr(p, xattr, buffer) }
+    }
+
+    /// The xattr names of the entry `name` of this directory, as `entryXattr` reads a value.
+    func entryXattrList(_ name: UnsafePointer<CChar>, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        if LayerDir.xattrAtCalls.load(ordering: .relaxed) {
+            do { return try Sys.listxattrat(fd, name, buffer) } catch .noFunction {
+                LayerDir.xattrAtCalls.store(false, ordering: .relaxed)
+            }
+        }
+        return try withEntryPath(name) { (p) throws(Errno) in try Sys.pathLlistxattr(p, buffer) }
+    }
+
+    /// Whether the kernel has `getxattrat`/`listxattrat` (cleared at the first ENOSYS).
+    private static let xattrAtCalls = Atomic<Bool>(true)
+
     /// Runs `body` with `/proc/self/fd/<fd>/<name>`: a path to the entry `name` of this directory
-    /// for the xattr calls that have no descriptor-relative form, without opening the entry.
+    /// for the xattr calls that have no descriptor-relative form in glibc 2.36 (and none in
+    /// the kernel before 6.13), without opening the entry.
     /// Only for `l*xattr` calls (which never follow the last component), so a symlink `name`
     /// is read itself and never followed.
     @inline(__always)

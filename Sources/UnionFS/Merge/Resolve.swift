@@ -122,12 +122,10 @@ extension LayerStack {
     }
 
     /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
-    /// One `lgetxattr` through the directory's descriptor: no descriptor for the file itself.
+    /// One xattr call through the directory's descriptor: no descriptor for the file itself.
     func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        (try? dir.withEntryPath(name) { (path) throws(Errno) -> Int in
-            try names.whiteout.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
-                try Sys.pathLgetxattr(path, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
-            }
+        (try? names.whiteout.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
+            try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
         }) != nil
     }
 

@@ -21,7 +21,7 @@ extension UnionFileSystem {
             let none = try? n.withTopEntry { (dir, name) throws(Errno) -> Bool in
                 let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
                 guard let name else { return try Sys.flistxattr(dir.fd, empty) == 0 }
-                return try dir.withEntryPath(name) { (p) throws(Errno) in try Sys.pathLlistxattr(p, empty) } == 0
+                return try dir.entryXattrList(name, empty) == 0
             }
             n.state.withLock { s in
                 s.xattrsListed = true

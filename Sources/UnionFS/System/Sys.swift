@@ -134,6 +134,20 @@ public enum Sys {
         try retrying { CLinux.lgetxattr(path, name, buffer.baseAddress, buffer.count) }
     }
 
+    /// `getxattrat(2)` (Linux 6.13) of the entry `name` of `dirfd`, never following a symlink.
+    public static func getxattrat(_ dirfd: Int32, _ name: UnsafePointer<CChar>, _ xattr: UnsafePointer<CChar>,
+                                  _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retrying { CLinux.unionfs_getxattrat(dirfd, name, xattr, buffer.baseAddress, buffer.count) }
+    }
+
+    /// `listxattrat(2)` (Linux 6.13) of the entry `name` of `dirfd`, never following a symlink.
+    public static func listxattrat(_ dirfd: Int32, _ name: UnsafePointer<CChar>,
+                                   _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retrying {
+            CLinux.unionfs_listxattrat(dirfd, name, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
+        }
+    }
+
     /// `llistxattr(2)`: never follows the last component (for `/proc/self/fd/<dirfd>/<name>`).
     public static func pathLlistxattr(_ path: UnsafePointer<CChar>,
                                       _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
