@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// The round trips the mount spares the kernel, counted in the daemon's `-d` log: no FLUSH at
+/// close on an upper whose close cannot fail, no GETATTR before each chown (the INIT reply
+/// carries `HANDLE_KILLPRIV`, which libfuse 3.14 drops), no OPENDIR or RELEASEDIR (the kernel
+/// opens directories itself), no READDIR for a listing the kernel cached. Each of these is a performance path that fails silently: the
+/// mount stays correct, just slower, so only a count can tell it went.
+final class RequestCountTests: MountTestCase {
+    func testRoundTripsSpared() throws {
+        try fx.layer("low").file("seed", "s").dir("d")
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work)", extraArguments: ["-d"])
+        for i in 0..<20 {
+            let path = m.mountPoint + "/d/f\(i)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            XCTAssertGreaterThanOrEqual(fd, 0, path)
+            XCTAssertEqual(write(fd, "x", 1), 1)
+            XCTAssertEqual(fchown(fd, 1000 + uid_t(i), 1000), 0)
+            close(fd)
+        }
+        for _ in 0..<3 {
+            guard let d = opendir(m.mountPoint + "/d") else { XCTFail("opendir"); break }
+            var n = 0
+            while readdir(d) != nil { n += 1 }
+            closedir(d)
+            XCTAssertEqual(n, 22)
+        }
+        m.stop()
+        var counts: [String: Int] = [:]
+        for line in m.log.split(separator: "\n") where line.hasPrefix("unique: ") {
+            guard let r = line.range(of: "opcode: ") else { continue }
+            let op = line[r.upperBound...].prefix { $0.isLetter || $0 == "_" }
+            counts[String(op), default: 0] += 1
+        }
+        XCTAssertEqual(counts["CREATE"], 20, "the log counts requests: \(counts)")
+        XCTAssertNil(counts["FLUSH"], "FLUSH sent at close: \(counts)")
+        XCTAssertNil(counts["RELEASEDIR"], "directories opened through the daemon: \(counts)")
+        XCTAssertLessThanOrEqual(counts["OPENDIR"] ?? 0, 1, "directories opened through the daemon: \(counts)")
+        // The first listing takes one chunk and the empty one that ends it; the next two come
+        // from the kernel's cache.
+        XCTAssertLessThanOrEqual((counts["READDIR"] ?? 0) + (counts["READDIRPLUS"] ?? 0), 2, "listings not cached: \(counts)")
+        // One GETATTR per create is the parent's (the kernel drops its attributes after each
+        // create); without HANDLE_KILLPRIV each chown would add one of its own.
+        XCTAssertLessThanOrEqual(counts["GETATTR"] ?? 0, 25, "GETATTR before chown: \(counts)")
+    }
+}
