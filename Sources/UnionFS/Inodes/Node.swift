@@ -9,6 +9,17 @@ import SystemPackage
 /// lives now (`ResolvedEntry`: its topmost layer, and for a directory every layer that merges
 /// into it) and the name it was found under, which copy-up needs to rebuild its path in the upper.
 ///
+/// Hard links: one node per upper inode, with every name the kernel found it under remembered
+/// (`name` and `otherNames`). Removing or renaming one name moves the node to another one
+/// (`nameGone`, `renamed`), so the other names keep working, and the kernel, which sees one
+/// inode, keeps `st_nlink` right through every name at once: it adjusts its own count on link
+/// and unlink, and a fresh `getattr` stats whichever name is left. This was chosen over one node
+/// per name with notify invalidation of the siblings because a notify must not be sent from the
+/// path of a related request nor under a lock such a request needs (DESIGN-NOTES.md), which
+/// would mean a notifier thread and a window in which a sibling shows a stale count; one node
+/// has neither. Lower hard links are the exception: each name has its own node until copy-up
+/// (`InodeNumbers.linkNode`), as copy-up breaks them the way the kernel does.
+///
 /// The entry holds open layer directories (one descriptor per merged layer for a directory; the
 /// parent's for a file). When the mount holds too many, `NodeTable.giveBackDescriptors` drops
 /// the entries of nodes not used lately; the next use finds the node again by (parent, name),
@@ -39,6 +50,9 @@ public final class Node: Sendable {
         var parent: Node?
         /// Its name in `parent`; nil only for the root.
         var name: Name?
+        /// The other names of a hard-linked file the kernel found it under (never the one in
+        /// `parent`/`name`); empty for directories and files with one name.
+        var otherNames: [NodeName] = []
         /// Where it lives, with its layer directories open; nil once given back to the
         /// descriptor budget (never for the root). Change it only through `set` or `update`.
         private(set) var entry: ResolvedEntry?
@@ -90,6 +104,27 @@ public final class Node: Sendable {
             generation &+= 1
         }
 
+        /// Records that the kernel found the node as `n` in `p`: that name is used from now on.
+        /// With `keepOld` (a file with several links) the name used before stays known.
+        mutating func found(as n: Name, in p: Node, keepOld: Bool) {
+            if keepOld, let old = parent, let oldName = name, !(old === p && oldName == n),
+               !otherNames.contains(where: { $0.is(old, oldName) }) {
+                otherNames.append(NodeName(parent: old, name: oldName))
+            }
+            if !otherNames.isEmpty { otherNames.removeAll { $0.is(p, n) } }
+            parent = p
+            name = n
+        }
+
+        /// The name `from` in `p` is now `to` in `q`. Returns false when that was not a name
+        /// kept in `otherNames` (the caller then moves the node itself).
+        mutating func renameOther(_ from: Name, in p: Node, to: Name, in q: Node) -> Bool {
+            guard !(parent === p && name == from),
+                  let i = otherNames.firstIndex(where: { $0.is(p, from) }) else { return false }
+            otherNames[i] = NodeName(parent: q, name: to)
+            return true
+        }
+
         /// Drops the entry (and with it the node's hold on its layer directories) unless the
         /// node was used since the last sweep, cannot be found again by name, or is the root.
         mutating func giveBack() {
@@ -98,6 +133,13 @@ public final class Node: Sendable {
             guard entry != nil, parent != nil, !keepsDescriptors, unlinked == nil else { return }
             entry = nil
         }
+    }
+
+    /// One name of a node: the directory node and the name in it.
+    struct NodeName {
+        let parent: Node
+        let name: Name
+        func `is`(_ p: Node, _ n: Name) -> Bool { parent === p && name == n }
     }
 
     init(id: UInt64, stack: LayerStack, parent: Node?, name: Name?, entry: ResolvedEntry) {

@@ -145,8 +145,7 @@ public final class UnionFileSystem: Sendable {
             // copy-up that finished meanwhile already moved it higher in the stack.
             child.state.withLock { s in
                 if entry.topLayer <= s.topLayer {
-                    s.parent = p
-                    s.name = childName
+                    s.found(as: childName, in: p, keepOld: !entry.isDirectory && entry.stat.st_nlink > 1)
                     s.set(entry)
                 }
                 s.unlinked = nil  // found by name again: a new file that got the same inode

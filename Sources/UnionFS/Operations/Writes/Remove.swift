@@ -14,12 +14,8 @@ extension UnionFileSystem {
         let needsWhiteout = lowerShows(name, in: try p.directoryLayers())
         let current = upperEntry(name, in: upper)
         if case .entry(let st) = current {
-            if st.st_nlink <= 1 {
-                detachIfHeld(name, st, in: upper)
-                stack.inodes.forgetCopyUp(FileID(st))
-            } else {
-                renameNodeToOtherLink(st, removed: name, in: upper)
-            }
+            nameGone(name, in: p, st, upper: upper)
+            if st.st_nlink <= 1 { stack.inodes.forgetCopyUp(FileID(st)) }
         }
         if needsWhiteout {
             try whiteOut(name, in: upper, current: current)
@@ -88,14 +84,6 @@ extension UnionFileSystem {
         }
     }
 
-    /// The last name of the upper file `name` is about to go: if the kernel holds its node (an
-    /// open file), keep the file itself reachable for `getattr` (nlink 0 once it is gone).
-    func detachIfHeld(_ name: UnsafePointer<CChar>, _ st: stat, in upper: LayerDir) {
-        guard let n = nodes.get(stack.inodes.reported(FileID(st))),
-              let fd = try? upper.openFile(name, O_PATH) else { return }
-        n.state.withLock { $0.unlinked = OwnedDescriptor(fd) }
-    }
-
     /// The directory `entry` is about to go: if the kernel holds its node (a working directory,
     /// an open handle), the node can no longer be found by name, so it keeps its layer
     /// directories (`DescriptorBudget`) and answers from them until the kernel forgets it.
@@ -105,18 +93,50 @@ extension UnionFileSystem {
         _ = try? n.location()  // held again if a sweep took it, and now kept
     }
 
-    /// When one name of a hard-linked file goes, the node (keyed by inode) may still be known by
-    /// that name: point it at another link in the same directory, if there is one.
-    private func renameNodeToOtherLink(_ st: stat, removed: UnsafePointer<CChar>, in upper: LayerDir) {
-        let id = stack.inodes.reported(FileID(st))
-        guard let n = nodes.get(id), let current = n.currentName,
-              current.withCString({ strcmp($0, removed) == 0 }) else { return }
-        var other: Name? = nil
-        try? Sys.forEachEntry(in: upper.fd) { e in
-            if other == nil && e.ino == UInt64(st.st_ino) && strcmp(e.cName, removed) != 0 {
-                other = Name(bytes: e.name)
+    /// The name `name` in the directory node `p` of the upper non-directory `st` is about to go
+    /// (unlink, or a rename over it). If the kernel holds the file's node and knows it by that
+    /// name, the node moves to another name it was found under, so that name keeps working
+    /// (issue 13: a hard link removed in another directory made the first name unreachable).
+    /// With no other name known (the last link, or links the kernel never looked up), the node
+    /// keeps an `O_PATH` descriptor of the file itself: attributes then come from the file
+    /// (nlink as it is), and opens reopen it (`ownFile`).
+    func nameGone(_ name: UnsafePointer<CChar>, in p: Node, _ st: stat, upper: LayerDir) {
+        guard st.st_mode & S_IFMT != S_IFDIR, let n = nodes.get(stack.inodes.reported(FileID(st))),
+              let gone = try? Name(validating: name) else { return }
+        for _ in 0..<4 {
+            let (isCurrent, others) = n.state.withLock { s in
+                (s.parent === p && s.name == gone, s.otherNames)
             }
+            if !isCurrent {
+                n.state.withLock { s in s.otherNames.removeAll { $0.is(p, gone) } }
+                return
+            }
+            // The other name's upper directory, found without holding the node's lock (a
+            // parent's lock comes first).
+            var next: (Node.NodeName, LayerDir)? = nil
+            for o in others where st.st_nlink > 1 {
+                if let layers = try? o.parent.directoryLayers(), layers[0].layer == 0 {
+                    next = (o, layers[0].dir)
+                    break
+                }
+            }
+            guard let (other, dir) = next else {
+                guard let fd = try? upper.openFile(name, O_PATH) else { return }
+                n.state.withLock { s in
+                    s.otherNames.removeAll()
+                    s.unlinked = OwnedDescriptor(fd)
+                }
+                return
+            }
+            let moved = n.state.withLock { s -> Bool in
+                guard s.parent === p && s.name == gone else { return false }  // moved meanwhile: again
+                s.otherNames.removeAll { $0.is(other.parent, other.name) }
+                s.parent = other.parent
+                s.name = other.name
+                s.update(topLayer: 0) { e in e.parentDir = dir }
+                return true
+            }
+            if moved { return }
         }
-        if let other { n.state.withLock { $0.name = other } }
     }
 }

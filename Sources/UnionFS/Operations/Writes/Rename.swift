@@ -51,9 +51,8 @@ extension UnionFileSystem {
             try makeOpaque(dstNode)
         }
 
-        if !exchange, case .entry(let st) = upperEntry(newName, in: upperQ),
-           st.st_mode & S_IFMT != S_IFDIR, st.st_nlink <= 1 {
-            detachIfHeld(newName, st, in: upperQ)  // the replaced file may still be open
+        if !exchange, case .entry(let st) = upperEntry(newName, in: upperQ), st.st_mode & S_IFMT != S_IFDIR {
+            nameGone(newName, in: q, st, upper: upperQ)  // the replaced file may be open or linked
         }
         if !exchange, let dst, dst.isDirectory { keepDescriptorsIfHeld(dst) }
         if exchange {
@@ -79,8 +78,8 @@ extension UnionFileSystem {
                 try moveLeavingWhiteout(upperP, name, upperQ, newName, whiteout: leaveWhiteout)
             }
         }
-        relocate(srcNode, to: q, name: dstName, upperParent: upperQ)
-        if let dstNode { relocate(dstNode, to: p, name: srcName, upperParent: upperP) }
+        relocate(srcNode, from: p, srcName, to: q, name: dstName, upperParent: upperQ)
+        if let dstNode { relocate(dstNode, from: q, dstName, to: p, name: srcName, upperParent: upperP) }
     }
 
     /// `renameat2` that leaves a whiteout at the source when asked. Where the filesystem lacks
@@ -99,9 +98,12 @@ extension UnionFileSystem {
         }
     }
 
-    /// Points a moved node at its new place in the upper.
-    private func relocate(_ n: Node, to parent: Node, name: Name, upperParent: LayerDir) {
+    /// Points a moved node at its new place in the upper; when the name moved was another name
+    /// of a hard-linked file (not the one the node uses), only that name is updated.
+    private func relocate(_ n: Node, from old: Node, _ oldName: Name, to parent: Node, name: Name,
+                          upperParent: LayerDir) {
         n.state.withLock { s in
+            if s.renameOther(oldName, in: old, to: name, in: parent) { return }
             s.parent = parent
             s.name = name
             s.update(topLayer: 0) { e in
