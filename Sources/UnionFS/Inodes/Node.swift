@@ -209,16 +209,33 @@ public final class Node: Sendable {
             st.st_ino = ino_t(id)
             return (st, 0)
         }
-        let (entry, name) = try location()
-        var st: stat
-        if let first = entry.layers.first {
-            st = try first.dir.stat()
-        } else {
-            guard let name else { throw .noSuchFileOrDirectory }
-            st = try name.withCString { (n) throws(Errno) in try entry.parentDir.stat(n) }
+        for _ in 0..<4 {
+            let generation = state.withLock { $0.generation }
+            let (entry, name) = try location()
+            var st: stat
+            if let first = entry.layers.first {
+                st = try first.dir.stat()
+            } else {
+                guard let name else { throw .noSuchFileOrDirectory }
+                st = try name.withCString { (n) throws(Errno) in try entry.parentDir.stat(n) }
+                // An upper name may have gone to another file meanwhile (lower names never
+                // change): never report its attributes as this node's. ESTALE makes the kernel
+                // walk the path again.
+                if entry.topLayer == 0 && stack.isWritable && !isOwn(st) {
+                    if state.withLock({ $0.generation }) != generation { continue }
+                    throw .staleNFSFileHandle
+                }
+            }
+            st.st_ino = ino_t(id)
+            return (st, entry.layers.count)
         }
-        st.st_ino = ino_t(id)
-        return (st, entry.layers.count)
+        throw .staleNFSFileHandle
+    }
+
+    /// True when `st` is this node's file: its own inode or its copy-up.
+    func isOwn(_ st: stat) -> Bool {
+        let number = stack.inodes.reported(FileID(st))
+        return number == id || number == stack.inodes.shown(id)
     }
 }
 

@@ -9,12 +9,9 @@ extension UnionFileSystem {
         let wantsWrite = accessMode != O_RDONLY || flags & O_TRUNC != 0
         if wantsWrite && isReadOnly { throw .readOnlyFileSystem }
         if wantsWrite { return try openForWrite(id, flags: flags) }
-        return try node(id).withTopEntry { (dir, name) throws(Errno) -> Int32 in
-            guard let name else { throw .isDirectory }
-            // Keep the caller's O_NONBLOCK/O_DIRECT/O_NOATIME; never create, never follow.
-            let keep = O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC
-            return try dir.openFile(name, O_RDONLY | (flags & keep))
-        }
+        // Keep the caller's O_NONBLOCK/O_DIRECT/O_NOATIME; never create, never follow.
+        let keep = O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC
+        return try openOwn(try node(id), flags: O_RDONLY | (flags & keep))
     }
 
     /// Closes a file handle.

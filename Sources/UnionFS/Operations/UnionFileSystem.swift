@@ -172,7 +172,14 @@ public final class UnionFileSystem: Sendable {
 
     /// The target of a symlink.
     public func readlink(_ id: UInt64) throws(Errno) -> [UInt8] {
-        try node(id).withTopEntry { (dir, name) throws(Errno) -> [UInt8] in
+        let n = try node(id)
+        if !n.isDirectory && n.isInUpper(stack) {
+            let (fd, st) = try ownFile(n)  // the node's own link, not what has its name now
+            defer { Sys.close(fd) }
+            guard st.st_mode & S_IFMT == S_IFLNK else { throw .invalidArgument }
+            return try readlink(ofPathDescriptor: fd)
+        }
+        return try n.withTopEntry { (dir, name) throws(Errno) -> [UInt8] in
             guard let name else { throw .invalidArgument }
             return try dir.readlink(name)
         }

@@ -91,7 +91,13 @@ extension UnionFileSystem {
     /// Runs `body` with a path that reaches the node's topmost entry itself (`/proc/self/fd/N` of
     /// an `O_PATH` descriptor), so that xattr calls work on symlinks and special files too.
     func withXattrPath<R>(_ id: UInt64, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
-        try node(id).withTopEntry { (dir, name) throws(Errno) -> R in
+        let n = try node(id)
+        if !n.isDirectory && n.isInUpper(stack) {
+            let (fd, _) = try ownFile(n)  // the node's own file, not what has its name now
+            defer { Sys.close(fd) }
+            return try withProcFDPath(fd, body)
+        }
+        return try n.withTopEntry { (dir, name) throws(Errno) -> R in
             let fd = try name.map { (n) throws(Errno) in try dir.openFile(n, O_PATH) } ?? dir.fd
             defer { if name != nil { Sys.close(fd) } }
             return try withProcFDPath(fd, body)

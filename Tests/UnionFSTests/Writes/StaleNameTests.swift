@@ -41,9 +41,14 @@ final class StaleNameTests: ViewTestCase {
         return errnoOf { _ = try fs.setattr(id, c, fd: nil) }
     }
 
-    /// Replaces upper `f` behind the node's back with what `make` makes there.
-    private func replace(_ make: (String) -> Int32) {
-        XCTAssertEqual(unlink(upper + "/f"), 0)
+    /// Replaces upper `f` behind the node's back with what `make` makes there. With `keepOld`
+    /// the old file is moved aside, not removed, so its inode number cannot be reused.
+    private func replace(keepOld: Bool = false, _ make: (String) -> Int32) {
+        if keepOld {
+            XCTAssertEqual(rename(upper + "/f", upper + "/f.old"), 0)
+        } else {
+            XCTAssertEqual(unlink(upper + "/f"), 0)
+        }
         XCTAssertEqual(make(upper + "/f"), 0, String(cString: strerror(errno)))
     }
 
@@ -64,7 +69,7 @@ final class StaleNameTests: ViewTestCase {
         // A reader blocked in open(2) of the FIFO is let go after 3 s by opening its other end.
         let path = upper + "/f"
         let released = DispatchSemaphore(value: 0)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) {
             let w = open(path, O_RDWR | O_NONBLOCK)
             if w >= 0 { usleep(100_000); close(w) }
             released.signal()
@@ -73,7 +78,7 @@ final class StaleNameTests: ViewTestCase {
         let eRead = errnoOf { fs.release(try fs.open(id, flags: O_RDONLY)) }
         let eWrite = errnoOf { fs.release(try fs.open(id, flags: O_WRONLY)) }
         let eTrunc = truncate(fs, id, to: 0)
-        XCTAssertLessThan(Date().timeIntervalSince(start), 2, "an open blocked on the FIFO")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1, "an open blocked on the FIFO")
         for (what, e) in [("read", eRead), ("write", eWrite), ("truncate", eTrunc)] {
             assertGone(e, what)
         }
@@ -83,7 +88,7 @@ final class StaleNameTests: ViewTestCase {
     func testAnotherFileAtTheNameIsNeitherOpenedNorTruncated() throws {
         let fs = try fileSystem()
         let id = try copiedUpNode(fs)
-        replace { p in
+        replace(keepOld: true) { p in
             let fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0o644)
             guard fd >= 0 else { return -1 }
             _ = write(fd, "other", 5)
@@ -91,6 +96,8 @@ final class StaleNameTests: ViewTestCase {
         }
         assertGone(errnoOf { fs.release(try fs.open(id, flags: O_RDONLY)) }, "open")
         assertGone(truncate(fs, id, to: 1), "truncate")
+        assertGone(errnoOf { _ = try fs.getattr(id) }, "getattr")
+        assertGone(errnoOf { _ = try fs.listxattr(id, size: 0) }, "listxattr")
         XCTAssertEqual(try String(contentsOfFile: upper + "/f", encoding: .utf8), "other", "another file was truncated")
     }
 }

@@ -46,22 +46,36 @@ extension UnionFileSystem {
             if c.atime != nil || c.mtime != nil { try Sys.futimens(dir.fd, times(c)) }
         } else {
             guard let name else { throw .noSuchFileOrDirectory }
+            // Every change goes to the node's own file through a checked `O_PATH` descriptor
+            // (`ownFile`), never to what another request put at its name meanwhile.
+            let (probe, st) = try ownFile(n)
+            defer { Sys.close(probe) }
             try name.withCString { (f) throws(Errno) in
                 let parent = entry.parentDir
                 if c.uid != nil || c.gid != nil {
-                    try Sys.fchownat(parent.fd, f, c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_SYMLINK_NOFOLLOW)
+                    try Sys.fchownat(probe, "", c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_EMPTY_PATH)
                 }
-                if let mode = c.mode { try Sys.fchmodat(parent.fd, f, mode & 0o7777) }
+                if let mode = c.mode {
+                    if st.st_mode & S_IFMT == S_IFLNK {
+                        try Sys.fchmodat(parent.fd, f, mode & 0o7777)  // refused for a symlink
+                    } else {
+                        // chmod(2) of the /proc link changes the inode it leads to, opening nothing.
+                        try withProcFDPath(probe) { (p) throws(Errno) in
+                            if Glibc.chmod(p, mode & 0o7777) != 0 { throw Errno.current }
+                        }
+                    }
+                }
                 if let size = c.size {
                     if let fd, (try? Sys.ftruncate(fd, size)) != nil {
                     } else {
-                        let wfd = try parent.openFile(f, O_WRONLY | O_NONBLOCK)
+                        // The node's own file, never what another request put at its name.
+                        let wfd = try openOwn(n, flags: O_WRONLY | O_NONBLOCK)
                         defer { Sys.close(wfd) }
                         try Sys.ftruncate(wfd, size)
                     }
                 }
                 if c.atime != nil || c.mtime != nil {
-                    try Sys.utimensat(parent.fd, f, times(c), AT_SYMLINK_NOFOLLOW)
+                    try Sys.utimensat(probe, "", times(c), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
                 }
             }
         }

@@ -11,11 +11,8 @@ extension UnionFileSystem {
         if entry.stat.st_mode & S_IFMT == S_IFREG {
             try copyUp(n, truncate: flags & O_TRUNC != 0)
         }
-        return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
-            guard let name else { throw .isDirectory }
-            let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
-            return try dir.openFile(name, writebackFlags(flags & keep))
-        }
+        let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
+        return try openOwn(n, flags: writebackFlags(flags & keep))
     }
 
     /// Open flags for the backing file: with the kernel's writeback cache, read-write and

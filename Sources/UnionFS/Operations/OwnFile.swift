@@ -1,0 +1,89 @@
+import Glibc
+import SystemPackage
+
+/// Acting on the very file a node stands for, not on whatever holds its name now.
+///
+/// A node remembers a name; between the kernel's request and the daemon's syscall another
+/// request may rename, unlink (leaving a 0:0 whiteout) or replace that name by a FIFO, a device
+/// or another file. Opening the name then could open a whiteout (ENXIO), block a worker on a
+/// FIFO, open a device on the kernel's behalf, or truncate the wrong file (issue 13, defect 3).
+///
+/// So an upper file is first named with an `O_PATH | O_NOFOLLOW` descriptor (which opens
+/// nothing: no device driver runs, no FIFO blocks), its type and identity are checked against
+/// the node (`InodeNumbers.reported` of its dev/ino is the node's number), and only then is it
+/// opened, through `/proc/self/fd`, which reopens that inode and cannot land on another. This is
+/// stricter than an `O_NONBLOCK` probe cleared afterwards with `fcntl`: such a probe still runs
+/// a device's open. A name that holds nothing is `ENOENT`; one that holds another object is
+/// `ESTALE`, on which the kernel walks the path again and finds what is there now (open(2) and
+/// truncate(2) retry once with `LOOKUP_REVAL`). A node that moved meanwhile is tried again.
+///
+/// Lower layers never change under the mount, so their files are opened by name directly.
+extension UnionFileSystem {
+    /// An `O_PATH` descriptor of the file `n` stands for, with its `fstat`; the caller closes it.
+    func ownFile(_ n: Node) throws(Errno) -> (fd: Int32, stat: stat) {
+        if let held = n.state.withLock({ $0.unlinked }) {
+            let fd = try Sys.dup(held.fd)
+            return (fd, try Self.statClosingOnError(fd))
+        }
+        for _ in 0..<4 {
+            let generation = n.state.withLock { $0.generation }
+            let (entry, name) = try n.location()
+            guard let name else { throw .isDirectory }
+            let fd: Int32
+            do {
+                fd = try name.withCString { (c) throws(Errno) in try entry.parentDir.openFile(c, O_PATH) }
+            } catch .noSuchFileOrDirectory {
+                if n.state.withLock({ $0.generation }) != generation { continue }
+                throw .noSuchFileOrDirectory
+            }
+            let st = try Self.statClosingOnError(fd)
+            if st.st_mode & S_IFMT == entry.stat.st_mode & S_IFMT && n.isOwn(st) { return (fd, st) }
+            Sys.close(fd)
+            if n.state.withLock({ $0.generation }) != generation { continue }
+            throw .staleNFSFileHandle
+        }
+        throw .staleNFSFileHandle
+    }
+
+    /// Opens the regular file `n` stands for with `flags` (never creating, never following):
+    /// by name in a lower layer, through a checked `O_PATH` descriptor in the upper.
+    func openOwn(_ n: Node, flags: Int32) throws(Errno) -> Int32 {
+        let flags = flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)
+        if !stack.isWritable || !n.isInUpper(stack), n.state.withLock({ $0.unlinked }) == nil {
+            return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
+                guard let name else { throw .isDirectory }
+                return try dir.openFile(name, flags)
+            }
+        }
+        let (probe, st) = try ownFile(n)
+        defer { Sys.close(probe) }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw .isDirectory
+        default: throw .staleNFSFileHandle  // the kernel opens FIFOs and devices itself
+        }
+        return try reopen(probe, flags)
+    }
+
+    /// Opens the file an `O_PATH` descriptor names, with `flags` (through `/proc/self/fd`,
+    /// whose links lead to the inode itself).
+    @inline(__always)
+    func reopen(_ probe: Int32, _ flags: Int32) throws(Errno) -> Int32 {
+        try withProcFDPath(probe) { (p) throws(Errno) in try Sys.openat(AT_FDCWD, p, flags) }
+    }
+
+    /// The target of the symlink an `O_PATH` descriptor names (a target is shorter than
+    /// `PATH_MAX`, so one call reads it whole).
+    func readlink(ofPathDescriptor fd: Int32) throws(Errno) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(fd, "", b) } }
+        return Array(buf.prefix(n))
+    }
+
+    private static func statClosingOnError(_ fd: Int32) throws(Errno) -> stat {
+        do { return try Sys.fstat(fd) } catch {
+            Sys.close(fd)
+            throw error
+        }
+    }
+}
