@@ -13,7 +13,7 @@ extension Bridge {
                 var info = fi!.pointee
                 let (st, fd) = try fs.create(parent: UInt64(parent), name: name!, mode: mode, flags: info.flags,
                                              caller: Caller(uid: c.uid, gid: c.gid))
-                info.fh = UInt64(fd)
+                info.fh = Bridge.handle(fd, flags: info.flags)
                 info.keep_cache = 1
                 if !fs.closeCanFail { info.noflush = 1 }  // as in `open`
                 r.reply(create: fuse_entry_param(st, timeout: fs.options.timeout), file: info)
@@ -107,8 +107,16 @@ extension Bridge {
                 r.reply(error: error)
                 return
             }
+            let fh = fi!.pointee.fh
+            if fh & Bridge.directHandle != 0 {
+                switch Bridge.writeDirect(Int32(truncatingIfNeeded: fh), bufv!, at: off) {
+                case .success(let n): r.reply(written: n)
+                case .failure(let e): r.reply(error: e)
+                }
+                return
+            }
             let size = fuse_buf_size(bufv)
-            var dst = unionfs_fd_bufvec(Int32(truncatingIfNeeded: fi!.pointee.fh), size, off)
+            var dst = unionfs_fd_bufvec(Int32(truncatingIfNeeded: fh), size, off)
             let n = fuse_buf_copy(&dst, bufv, fuse_buf_copy_flags(0))
             if n < 0 { r.reply(error: Errno(rawValue: Int32(truncatingIfNeeded: -n))) }
             else { r.reply(written: n) }

@@ -108,7 +108,7 @@ enum Bridge {
                         throw error
                     }
                 }
-                info.fh = UInt64(fd)
+                info.fh = Bridge.handle(fd, flags: info.flags)
                 info.keep_cache = 1
                 // Nothing to flush for a file opened read-only, or on an upper whose close
                 // cannot fail: spare the kernel a round trip on every close.
@@ -118,7 +118,12 @@ enum Bridge {
         }
         ops.read = { req, _, size, off, fi in
             let r = Request(req!)
-            r.reply(dataFrom: Int32(truncatingIfNeeded: fi!.pointee.fh), size: size, offset: Int64(off))
+            let fh = fi!.pointee.fh
+            if fh & Bridge.directHandle != 0 {
+                Bridge.readDirect(r, Int32(truncatingIfNeeded: fh), size: size, at: off)
+                return
+            }
+            r.reply(dataFrom: Int32(truncatingIfNeeded: fh), size: size, offset: Int64(off))
         }
         ops.release = { req, _, fi in
             let r = Request(req!)
