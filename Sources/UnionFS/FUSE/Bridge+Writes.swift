@@ -159,11 +159,13 @@ extension Bridge {
                 r.reply(written: n)
             } catch { r.reply(error: error) }
         }
-        ops.lseek = { req, _, off, whence, fi in
+        ops.lseek = { req, ino, off, whence, fi in
             let r = Request(req!)
+            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fi!.pointee.fh)
             do throws(Errno) {
-                let pos = try r.fileSystem.lseek(Int32(truncatingIfNeeded: fi!.pointee.fh),
-                                                 offset: Int64(off), whence: whence)
+                let pos = try withExtendedLifetime(owner) { () throws(Errno) in
+                    try r.fileSystem.lseek(fd, offset: Int64(off), whence: whence)
+                }
                 r.reply(seekOffset: pos)
             } catch { r.reply(error: error) }
         }

@@ -48,7 +48,7 @@ enum Bridge {
             let fs = r.fileSystem
             do throws(Errno) {
                 let st: stat
-                if let fi {
+                if let fi, fi.pointee.fh & Bridge.lowerHandle == 0 {
                     st = try fs.getattr(UInt64(ino), openFile: Int32(truncatingIfNeeded: fi.pointee.fh))
                 } else {
                     st = try fs.getattr(UInt64(ino))
@@ -99,7 +99,7 @@ enum Bridge {
             let r = Request(req!)
             do throws(Errno) {
                 var info = fi!.pointee
-                let fd = try r.fileSystem.open(UInt64(ino), flags: info.flags)
+                let (fd, lower) = try r.fileSystem.openHandle(UInt64(ino), flags: info.flags)
                 if info.flags & O_TRUNC != 0 {
                     do throws(Errno) {
                         try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
@@ -108,7 +108,7 @@ enum Bridge {
                         throw error
                     }
                 }
-                info.fh = Bridge.handle(fd, flags: info.flags)
+                info.fh = Bridge.handle(fd, flags: info.flags, lower: lower)
                 info.keep_cache = 1
                 // Nothing to flush for a file opened read-only, or on an upper whose close
                 // cannot fail: spare the kernel a round trip on every close.
@@ -116,14 +116,16 @@ enum Bridge {
                 r.reply(open: info)
             } catch { r.reply(error: error) }
         }
-        ops.read = { req, _, size, off, fi in
+        ops.read = { req, ino, size, off, fi in
             let r = Request(req!)
             let fh = fi!.pointee.fh
-            if fh & Bridge.directHandle != 0 {
-                Bridge.readDirect(r, Int32(truncatingIfNeeded: fh), size: size, at: off)
+            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fh)
+            if fh & Bridge.directHandle != 0 && owner == nil {
+                Bridge.readDirect(r, fd, size: size, at: off)
                 return
             }
-            r.reply(dataFrom: Int32(truncatingIfNeeded: fh), size: size, offset: Int64(off))
+            r.reply(dataFrom: fd, size: size, offset: Int64(off))
+            withExtendedLifetime(owner) {}  // the upper copy's descriptor stays open until here
         }
         ops.release = { req, _, fi in
             let r = Request(req!)

@@ -16,14 +16,6 @@ import SystemPackage
 /// length exactly as it would for a caller on it; the alignment of the caller's own buffer is
 /// not visible through FUSE, so only that one check cannot be repeated.
 extension Bridge {
-    static let directHandle: UInt64 = 1 << 32
-
-    /// The `fh` for a file opened with `flags` as `fd`.
-    @inline(__always)
-    static func handle(_ fd: Int32, flags: Int32) -> UInt64 {
-        UInt64(UInt32(bitPattern: fd)) | (flags & O_DIRECT != 0 ? directHandle : 0)
-    }
-
     /// A page-aligned buffer of at least `size` bytes, for one direct request.
     private static func alignedBuffer(_ size: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer.allocate(byteCount: max(4096, (size + 4095) & ~4095), alignment: 4096)

@@ -73,6 +73,9 @@ public final class Node: Sendable {
         /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
         /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
         var unlinked: OwnedDescriptor?
+        /// A read-only descriptor of the upper copy, for readers that opened the lower file
+        /// before it was copied up (`UnionFileSystem.copiedUpReader`).
+        var upperReader: OwnedDescriptor?
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
