@@ -154,7 +154,6 @@ struct OverlayXattrNames: Sendable {
     /// The other namespace's names, read in lower layers only.
     let otherOpaque: [CChar]
     let otherWhiteout: [CChar]
-    let prefix: [UInt8]
 
     init(_ ns: XattrNamespace) {
         let other: XattrNamespace = ns == .trusted ? .user : .trusted
@@ -162,7 +161,6 @@ struct OverlayXattrNames: Sendable {
         whiteout = Array((ns.overlayPrefix + "whiteout").utf8CString)
         otherOpaque = Array((other.overlayPrefix + "opaque").utf8CString)
         otherWhiteout = Array((other.overlayPrefix + "whiteout").utf8CString)
-        prefix = Array(ns.overlayPrefix.utf8)
     }
 
     /// The first two bytes of a directory's opaque marker: the stack's namespace, then in a
@@ -173,9 +171,12 @@ struct OverlayXattrNames: Sendable {
         return otherOpaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
     }
 
-    /// True when the xattr name (bytes, no NUL) is one of this namespace's private overlay xattrs.
+    /// True when the xattr name (bytes, no NUL) is a private overlay xattr: `trusted.overlay.*`
+    /// or `user.overlay.*`. Both are hidden, since lowers' markers are honoured in both.
     func isPrivate(_ name: UnsafeRawBufferPointer) -> Bool {
-        guard name.count >= prefix.count else { return false }
-        return prefix.withUnsafeBytes { memcmp($0.baseAddress!, name.baseAddress!, prefix.count) == 0 }
+        func starts(_ p: StaticString) -> Bool {
+            name.count >= p.utf8CodeUnitCount && memcmp(p.utf8Start, name.baseAddress!, p.utf8CodeUnitCount) == 0
+        }
+        return starts("trusted.overlay.") || starts("user.overlay.")
     }
 }
