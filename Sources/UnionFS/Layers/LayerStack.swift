@@ -172,11 +172,15 @@ struct OverlayXattrNames: Sendable {
     }
 
     /// True when the xattr name (bytes, no NUL) is a private overlay xattr: `trusted.overlay.*`
-    /// or `user.overlay.*`. Both are hidden, since lowers' markers are honoured in both.
+    /// or `user.overlay.*` (both hidden, since lowers' markers are honoured in both), or an owner
+    /// override (`user.containers.override_stat`, `user.fuseoverlayfs.override_stat`), which
+    /// describes the file as stored, not as shown (fuse-overlayfs hides them too).
     func isPrivate(_ name: UnsafeRawBufferPointer) -> Bool {
         func starts(_ p: StaticString) -> Bool {
             name.count >= p.utf8CodeUnitCount && memcmp(p.utf8Start, name.baseAddress!, p.utf8CodeUnitCount) == 0
         }
+        func equals(_ p: StaticString) -> Bool { name.count == p.utf8CodeUnitCount && starts(p) }
         return starts("trusted.overlay.") || starts("user.overlay.")
+            || equals("user.containers.override_stat") || equals("user.fuseoverlayfs.override_stat")
     }
 }
