@@ -8,10 +8,14 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   libfuse3-dev fuse3 libattr1-dev attr libarchive-dev pkg-config cmake ninja-build  # build
   fuse-overlayfs podman buildah crun runc debootstrap busybox-static zstd           # tests
+  uidmap                                                          # rootless podman (newuidmap)
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 [ -e /dev/fuse ] || modprobe fuse
+# Every user may open /dev/fuse, as Debian's udev rule sets it (fusermount3 decides who mounts);
+# a container or minimal machine may leave it 0600, which stops every non-root mount.
+chmod 0666 /dev/fuse
 swift build -c release --product unionfs-swift 2>&1 | tail -1

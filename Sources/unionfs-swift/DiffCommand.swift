@@ -49,7 +49,7 @@ enum LayerOptions {
         guard let upper = options.stack.upperdir else {
             throw ConfigurationError("missing option: upperdir=DIR")
         }
-        let ns = options.stack.xattrNamespace
+        let ns = options.stack.xattrNamespace ?? .forThisProcess
         return try UpperChanges(lowerdirs: options.stack.lowerdirs, upperdir: upper, xattrNamespace: ns,
                                 format: kernelStrict ? .kernel(ns) : .any)
     }

@@ -154,6 +154,8 @@ struct ImageMountCommand: ParsableCommand {
         var options = try MountOptions.parse([lowerdir] + o)
         options.stack.lowerdirs = dirs
         options.stack.xattrNamespace = store.xattrNamespace
+        // A store unpacked without root keeps owners and modes in user.containers.override_stat.
+        if store.ociWhiteouts && options.fileSystem.xattrPermissions == 0 { options.fileSystem.xattrPermissions = 2 }
         if let upper {
             let work = workdir ?? (upper.hasSuffix("/") ? String(upper.dropLast()) : upper) + ".work"
             for dir in [upper, work] where access(dir, F_OK) != 0 {

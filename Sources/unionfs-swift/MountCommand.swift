@@ -11,7 +11,11 @@ struct MountCommand: ParsableCommand {
       lowerdir=A[:B...]  lower layers, top first ('\\:' is a colon in a path)
       upperdir=DIR       copy-on-write layer (needs workdir); else read-only
       workdir=DIR        empty staging dir on the upper's filesystem
-      userxattr          user.overlay.* xattrs, not trusted.overlay.*
+      xattr_namespace=trusted|user|auto  where whiteout/opaque xattrs are
+                         written: auto (default) picks trusted.overlay.* with
+                         CAP_SYS_ADMIN in the initial user namespace, else
+                         user.overlay.* (rootless); lowers are read in both
+      userxattr          the kernel's spelling of xattr_namespace=user
       no_oci_whiteouts   ignore .wh.NAME/.wh..wh..opq in lowers (as the kernel)
       ro                 refuse every change, even with an upperdir
       volatile           no fsync of copied-up data (a host crash may lose it)
@@ -85,6 +89,10 @@ enum MountPreflight {
         var options = options
         Sys.raiseOpenFileLimit()
         let stack = try LayerStack(options.stack)
+        if debug || options.debug {
+            let why = stack.xattrNamespaceDetected ? "chosen: \(Privilege.current)" : "given by an option"
+            printError("unionfs-swift: overlay xattrs in \(stack.xattrNamespace.overlayPrefix)* (\(why))")
+        }
         try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem
         do { fs = try UnionFileSystem(stack: stack, options: options.fileSystem) } catch {
@@ -102,9 +110,7 @@ enum MountPreflight {
     }
 
     static func check(mountpoint: String) throws(ConfigurationError) {
-        if access("/dev/fuse", R_OK | W_OK) != 0 {
-            throw ConfigurationError("/dev/fuse is missing or not accessible: load the fuse module (modprobe fuse)")
-        }
+        try MountAccess.checkDevice("/dev/fuse")
         var st = stat()
         if lstat(mountpoint, &st) != 0 {
             let e = errno

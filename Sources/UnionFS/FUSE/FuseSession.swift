@@ -17,6 +17,7 @@ public final class FuseSession: @unchecked Sendable {
     /// Mounts `fileSystem` at `mountpoint` with extra libfuse options (`-o` style, comma-joined).
     public init(fileSystem: UnionFileSystem, mountpoint: String, fuseOptions: [String],
                 debug: Bool = false) throws(ConfigurationError) {
+        try MountAccess.check(fuseOptions: fuseOptions)
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
         var ops = Bridge.operations()

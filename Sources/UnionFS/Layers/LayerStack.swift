@@ -26,6 +26,10 @@ public final class LayerStack: Sendable {
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
     public var isWritable: Bool { upper != nil }
+    /// The namespace of the overlay xattrs this stack writes (and reads in the upper).
+    public let xattrNamespace: XattrNamespace
+    /// True when `xattrNamespace` was chosen from the process's privilege, not given.
+    public let xattrNamespaceDetected: Bool
     /// The xattr names this stack reads, as C strings.
     let names: OverlayXattrNames
     /// The merged root's layers, read once at open.
@@ -51,6 +55,15 @@ public final class LayerStack: Sendable {
             }
             let st: stat
             do { st = try dir.stat() } catch { throw ConfigurationError("\(role) '\(path)': \(error)") }
+            // Opening needs read permission only; every lookup below needs search (x), and the
+            // upper and workdir take new entries (w). Checked with the effective ids, as the
+            // kernel will check each request.
+            let needed = isUpper || role == "workdir" ? R_OK | W_OK | X_OK : R_OK | X_OK
+            if faccessat(AT_FDCWD, path, needed, AT_EACCESS) != 0 {
+                let what = needed & W_OK != 0 ? "read, write and search" : "read and search"
+                throw ConfigurationError("\(role) '\(path)': uid \(geteuid()) may not \(what) it "
+                    + "(mode 0\(String(st.st_mode & 0o7777, radix: 8)), owner \(st.st_uid):\(st.st_gid))")
+            }
             let id = FileID(st)
             if let other = seen[id] {
                 throw ConfigurationError("\(role) '\(path)' is the same directory as '\(other)'")
@@ -86,11 +99,14 @@ public final class LayerStack: Sendable {
         self.layers = indexed
         // Roots are never opaque (the kernel merges every root) but a lower root may hold xattr
         // whiteouts (opaque value "x"), which readdir must then hide.
-        let names = OverlayXattrNames(c.xattrNamespace)
+        let ns = c.xattrNamespace ?? XattrNamespace.forThisProcess
+        let names = OverlayXattrNames(ns)
         self.rootDirLayers = indexed.map { l in
-            let probe = names.opaque.withUnsafeBufferPointer { l.root.xattrPrefix($0.baseAddress!, limit: 2) }
+            let probe = names.opaqueProbe(l.root, lower: !l.isUpper)
             return DirLayer(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
         }
+        self.xattrNamespace = ns
+        self.xattrNamespaceDetected = c.xattrNamespace == nil
         self.staging = staging
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
         self.names = names
@@ -128,20 +144,43 @@ public struct FileID: Hashable, Sendable {
 }
 
 /// The private overlay xattr names for one namespace, kept as C strings for hot paths.
+///
+/// Markers are written in the stack's namespace; lowers are read in both, so that layers made by
+/// root (`trusted.overlay.*`) and by rootless kernel overlayfs or podman's native rootless
+/// driver (`user.overlay.*`) both merge. The stack's own namespace is read first.
 struct OverlayXattrNames: Sendable {
     let opaque: [CChar]
     let whiteout: [CChar]
-    let prefix: [UInt8]
+    /// The other namespace's names, read in lower layers only.
+    let otherOpaque: [CChar]
+    let otherWhiteout: [CChar]
 
     init(_ ns: XattrNamespace) {
+        let other: XattrNamespace = ns == .trusted ? .user : .trusted
         opaque = Array((ns.overlayPrefix + "opaque").utf8CString)
         whiteout = Array((ns.overlayPrefix + "whiteout").utf8CString)
-        prefix = Array(ns.overlayPrefix.utf8)
+        otherOpaque = Array((other.overlayPrefix + "opaque").utf8CString)
+        otherWhiteout = Array((other.overlayPrefix + "whiteout").utf8CString)
     }
 
-    /// True when the xattr name (bytes, no NUL) is one of this namespace's private overlay xattrs.
+    /// The first two bytes of a directory's opaque marker: the stack's namespace, then in a
+    /// lower the other one when the first is absent.
+    func opaqueProbe(_ dir: LayerDir, lower: Bool) -> XattrProbe {
+        let probe = opaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
+        guard lower, probe == .absent else { return probe }
+        return otherOpaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
+    }
+
+    /// True when the xattr name (bytes, no NUL) is a private overlay xattr: `trusted.overlay.*`
+    /// or `user.overlay.*` (both hidden, since lowers' markers are honoured in both), or an owner
+    /// override (`user.containers.override_stat`, `user.fuseoverlayfs.override_stat`), which
+    /// describes the file as stored, not as shown (fuse-overlayfs hides them too).
     func isPrivate(_ name: UnsafeRawBufferPointer) -> Bool {
-        guard name.count >= prefix.count else { return false }
-        return prefix.withUnsafeBytes { memcmp($0.baseAddress!, name.baseAddress!, prefix.count) == 0 }
+        func starts(_ p: StaticString) -> Bool {
+            name.count >= p.utf8CodeUnitCount && memcmp(p.utf8Start, name.baseAddress!, p.utf8CodeUnitCount) == 0
+        }
+        func equals(_ p: StaticString) -> Bool { name.count == p.utf8CodeUnitCount && starts(p) }
+        return starts("trusted.overlay.") || starts("user.overlay.")
+            || equals("user.containers.override_stat") || equals("user.fuseoverlayfs.override_stat")
     }
 }

@@ -16,8 +16,10 @@ public struct LayerStackConfiguration: Sendable, Equatable {
     public var upperdir: String?
     /// The staging directory on the upper's filesystem; required with `upperdir`.
     public var workdir: String?
-    /// Namespace of the overlay xattrs.
-    public var xattrNamespace: XattrNamespace = .trusted
+    /// Namespace the overlay xattrs are written in (and read in, in the upper); nil chooses at
+    /// open from the process's privilege (`XattrNamespace.forThisProcess`). Lowers are read in
+    /// both namespaces whatever this is.
+    public var xattrNamespace: XattrNamespace? = nil
     /// Read `.wh.NAME` and `.wh..wh..opq` (the OCI/AUFS form) in lower layers.
     public var ociWhiteouts: Bool = true
 
@@ -25,7 +27,7 @@ public struct LayerStackConfiguration: Sendable, Equatable {
     public static let maximumLowerLayers = 2048
 
     public init(lowerdirs: [String], upperdir: String? = nil, workdir: String? = nil,
-                xattrNamespace: XattrNamespace = .trusted, ociWhiteouts: Bool = true) {
+                xattrNamespace: XattrNamespace? = nil, ociWhiteouts: Bool = true) {
         self.lowerdirs = lowerdirs
         self.upperdir = upperdir
         self.workdir = workdir

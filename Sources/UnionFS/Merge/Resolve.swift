@@ -123,17 +123,21 @@ extension LayerStack {
 
     /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
     /// One xattr call through the directory's descriptor: no descriptor for the file itself.
+    /// Both namespaces are read: only lowers hold xattr whiteouts.
     func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        (try? names.whiteout.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
-            try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
-        }) != nil
+        func has(_ xattr: [CChar]) -> Bool {
+            (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
+                try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
+            }) != nil
+        }
+        return has(names.whiteout) || has(names.otherWhiteout)
     }
 
     /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
     /// with the exact value "y" (any other value or length is not opaque; "x" marks xattr
     /// whiteouts), or in lower layers with OCI whiteouts on, a `.wh..wh..opq` entry.
     func opacity(of dir: LayerDir, layer: Int) -> Opacity {
-        let probe = names.opaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
+        let probe = names.opaqueProbe(dir, lower: !layers[layer].isUpper)
         switch probe {
         case .value([0x79]): return .opaque
         case .value([0x78]): return .holdsXattrWhiteouts

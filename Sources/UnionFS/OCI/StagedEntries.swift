@@ -68,7 +68,11 @@ struct StagedEntries {
     func setMetadata(_ m: EntryMetadata, _ name: Name, in dir: LayerDir, isSymlink: Bool) throws(Errno) {
         try name.withCString { (n) throws(Errno) in
             if isRoot { try Sys.fchownat(dir.fd, n, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) }
-            if !isSymlink { try Sys.fchmodat(dir.fd, n, m.mode & 0o7777) }
+            if !isSymlink && !isRoot {
+                try recordOwnership(m, n, in: dir)
+            } else if !isSymlink {
+                try Sys.fchmodat(dir.fd, n, m.mode & 0o7777)
+            }
             if !m.xattrs.isEmpty {
                 let fd = try dir.openFile(n, O_PATH)
                 defer { Sys.close(fd) }
@@ -83,6 +87,41 @@ struct StagedEntries {
                 }
             }
             try Sys.utimensat(dir.fd, n, (m.mtime, m.mtime), AT_SYMLINK_NOFOLLOW)
+        }
+    }
+
+    /// Without root the owner cannot be set: it is kept, with the mode, in
+    /// `user.containers.override_stat` ("uid:gid:0mode", the containers/storage convention, read
+    /// by mounts with `xattr_permissions=2`), and the file itself gets the mode with the owner's
+    /// read and write (and search, for a directory) added so that the user who unpacked it can
+    /// still read it, and set its xattrs (user.* xattrs need write permission). Symlinks, FIFOs,
+    /// sockets and devices cannot carry user.* xattrs and keep the unpacking user as owner.
+    private func recordOwnership(_ m: EntryMetadata, _ n: UnsafePointer<CChar>, in dir: LayerDir) throws(Errno) {
+        try recordOwnership(uid: m.uid, gid: m.gid, mode: m.mode, n, in: dir)
+    }
+
+    /// Without root, the owner root would have given the layer's root and the parents no tar
+    /// entry named (root, 0755, as they are made for root), recorded as for an entry.
+    func recordImplicitOwnership() throws(Errno) {
+        guard !isRoot else { return }
+        try recordOwnership(uid: 0, gid: 0, mode: 0o755, ".", in: root)
+        for parts in implicitDirectories {
+            var parent = root
+            for p in parts.dropLast() { parent = try p.withCString { (c) throws(Errno) in try parent.openChild(c) } }
+            try parts.last!.withCString { (c) throws(Errno) in try recordOwnership(uid: 0, gid: 0, mode: 0o755, c, in: parent) }
+        }
+    }
+
+    private func recordOwnership(uid: uid_t, gid: gid_t, mode: mode_t, _ n: UnsafePointer<CChar>, in dir: LayerDir) throws(Errno) {
+        let type = (try dir.stat(n)).st_mode & S_IFMT
+        try Sys.fchmodat(dir.fd, n, (mode & 0o7777) | (type == S_IFDIR ? 0o700 : 0o600))
+        // The kernel allows user.* xattrs on regular files and directories only.
+        guard type == S_IFREG || type == S_IFDIR else { return }
+        let value = Array("\(uid):\(gid):0\(String(mode & 0o7777, radix: 8))".utf8)
+        let fd = try dir.openFile(n, O_PATH)
+        defer { Sys.close(fd) }
+        try withProcFDPath(fd) { (path) throws(Errno) in
+            try Errno.lift { try value.withUnsafeBytes { v in try Sys.pathSetxattr(path, "user.containers.override_stat", v, 0) } }
         }
     }
 }

@@ -116,5 +116,8 @@ struct Unpack {
                 throw ConfigurationError("tar entry '\(TarPath.display(parts))': \(error)")
             }
         }
+        do { try entries.recordImplicitOwnership() } catch {
+            throw ConfigurationError("layer root: cannot record its owner: \(error)")
+        }
     }
 }

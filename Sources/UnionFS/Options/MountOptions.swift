@@ -71,6 +71,14 @@ public struct MountOptions: Sendable, Equatable {
         case "upperdir": stack.upperdir = try required()
         case "workdir": stack.workdir = try required()
         case "userxattr": try noValue(); stack.xattrNamespace = .user
+        case "xattr_namespace":
+            // Overrides the choice made from the process's privilege (see XattrNamespace.forThisProcess).
+            switch try required() {
+            case "trusted": stack.xattrNamespace = .trusted
+            case "user": stack.xattrNamespace = .user
+            case "auto": stack.xattrNamespace = nil
+            default: throw ConfigurationError("option 'xattr_namespace' takes trusted, user or auto, got '\(value ?? "")'")
+            }
         case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
         case "volatile": try noValue(); fileSystem.volatile = true
         case "fsync":

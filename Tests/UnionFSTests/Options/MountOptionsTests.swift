@@ -22,7 +22,7 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertNil(o.stack.upperdir)
         XCTAssertNil(o.stack.workdir)
         XCTAssertTrue(o.stack.ociWhiteouts)
-        XCTAssertEqual(o.stack.xattrNamespace, .trusted)
+        XCTAssertNil(o.stack.xattrNamespace, "chosen at open from the privilege")
     }
 
     func testColonEscapeInLowerdir() throws {
@@ -74,6 +74,16 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertEqual(o.stack.xattrNamespace, .user)
         XCTAssertFalse(o.stack.ociWhiteouts)
         XCTAssertTrue(o.fileSystem.readOnly)
+    }
+
+    /// The namespace can be forced either way; a bad value names the option.
+    func testXattrNamespaceOption() throws {
+        XCTAssertEqual(try MountOptions.parse(["lowerdir=/l,xattr_namespace=trusted"]).stack.xattrNamespace, .trusted)
+        XCTAssertEqual(try MountOptions.parse(["lowerdir=/l,xattr_namespace=user"]).stack.xattrNamespace, .user)
+        XCTAssertNil(try MountOptions.parse(["lowerdir=/l,userxattr,xattr_namespace=auto"]).stack.xattrNamespace)
+        XCTAssertThrowsError(try MountOptions.parse(["lowerdir=/l,xattr_namespace=security"])) {
+            XCTAssertTrue("\($0)".contains("xattr_namespace"), "\($0)")
+        }
     }
 
     /// What containers/storage appends (an empty item before `volatile`) and fuse-overlayfs's

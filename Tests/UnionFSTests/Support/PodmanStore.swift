@@ -15,15 +15,18 @@ struct PodmanStore {
     let nofile: UInt64
     /// The OCI runtime (`--runtime`).
     var runtime = "crun"
+    /// Runs podman as this user (rootless) instead of root.
+    var user: RootlessUser? = nil
 
     static let podman = "/usr/bin/podman"
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    init(name: String, base: String, mountProgram: String?) throws {
+    init(name: String, base: String, mountProgram: String?, user: RootlessUser? = nil) throws {
         self.name = name
         self.base = base
         self.mountProgram = mountProgram
+        self.user = user
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         nofile = min(UInt64(limit.rlim_max), 1 << 20)
@@ -37,10 +40,14 @@ struct PodmanStore {
         driver = "overlay"
         graphroot = "\(base)/root"
         runroot = "\(base)/runroot"
+        rootless_storage_path = "\(base)/root"
 
         """
         if let mountProgram { conf += "[storage.options.overlay]\nmount_program = \"\(mountProgram)\"\n" }
         try conf.write(toFile: base + "/storage.conf", atomically: true, encoding: .utf8)
+        if let user {
+            for p in [base, base + "/root", base + "/runroot", base + "/tmp", base + "/storage.conf"] { user.own(p) }
+        }
     }
 
     /// Limits every container gets. podman's defaults (1M) exceed this machine's hard limits and
@@ -69,7 +76,19 @@ struct PodmanStore {
     /// Runs `podman GLOBAL args` with a deadline; the result, whatever the exit status.
     @discardableResult
     func run(_ args: [String], timeout: TimeInterval = 60) throws -> ProcessResult {
-        try Run.program(Self.podman, globalArguments + args, timeout: timeout, environment: environment)
+        try run(program: Self.podman, globalArguments + args, timeout: timeout)
+    }
+
+    /// Runs a podman-family program (podman, buildah) with this store's environment, as root or
+    /// as the store's user (runuser, a clean login-like environment).
+    func run(program: String, _ args: [String], timeout: TimeInterval) throws -> ProcessResult {
+        guard let user else { return try Run.program(program, args, timeout: timeout, environment: environment) }
+        let env = ["HOME": user.home, "USER": user.name, "LOGNAME": user.name, "XDG_RUNTIME_DIR": user.runtimeDir,
+                   "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                   "CONTAINERS_STORAGE_CONF": base + "/storage.conf", "TMPDIR": base + "/tmp"]
+        return try Run.program("/usr/sbin/runuser", ["-u", user.name, "--", "/usr/bin/env", "-i"]
+                               + env.keys.sorted().map { "\($0)=\(env[$0]!)" } + [program] + args,
+                               timeout: timeout)
     }
 
     /// Runs `podman args` and requires exit 0 in time; returns stdout.
@@ -91,6 +110,27 @@ struct PodmanStore {
         if !keep { args.append("--rm") }
         if let name { args += ["--name", name] }
         return try ok(args + [image, "/bin/sh", "-ec", script], timeout: timeout)
+    }
+
+    /// The steps both podman tests share: build `context` as localhost/ufs-layer2, read it, run
+    /// `steps` in a kept container "changer", `podman diff` it (sorted), commit it as
+    /// localhost/ufs-committed and read that.
+    func buildChangeCommit(context: String, steps: String) throws -> (read: String, diff: [String], committed: String) {
+        try ok(["build", "--network", "none"] + ulimits + ["-t", "localhost/ufs-layer2", context], timeout: 300)
+        let read = try shell("localhost/ufs-layer2", PodmanTests.readBothLayers)
+        try shell("localhost/ufs-layer2", steps, name: "changer", keep: true)
+        let diff = try ok(["diff", "changer"], timeout: 180).split(separator: "\n").map(String.init).sorted()
+        try ok(["commit", "changer", "localhost/ufs-committed"], timeout: 300)
+        return (read, diff, try shell("localhost/ufs-committed", PodmanTests.readCommitted))
+    }
+
+    /// `podman save` of `image` into the store's directory; the archive must list a manifest.
+    func saveChecked(_ image: String) throws {
+        let saved = base + "/saved.tar"
+        try ok(["save", "-o", saved, image], timeout: 180)
+        let listing = try Run.program("/bin/tar", ["-tf", saved], timeout: 60)
+        XCTAssertEqual(listing.status, 0, "[\(name)] podman save wrote no valid tar: \(listing.stderr)")
+        XCTAssertTrue(listing.stdout.contains("manifest.json"), "[\(name)] saved archive has no manifest")
     }
 
     /// Removes every container, image and layer of this store (bounded), then whatever mount

@@ -57,35 +57,6 @@ final class WriteDifferentialTests: WriteTestCase {
         mkdir -p deep/er/est; echo z > deep/er/est/z; mv deep dir/deep; rm dir/b; ln -s hard soft
         """
 
-    /// Builds `count` lower layers named `<prefix>L0` (top) ... with content that merges across
-    /// them: shadowing, whiteouts, an opaque dir, symlinks, xattrs, owners, a 256 KiB file; all
-    /// times fixed so that both copies are identical.
-    private func buildLayers(_ prefix: String, count: Int) throws -> [String] {
-        let names = (0..<count).map { "\(prefix)L\($0)" }
-        let bottom = try fx.layer(names[count - 1])
-        try bottom.file("f", "f-bottom").file("g", "g", xattrs: ["user.old": "old"])
-            .file("dir/a", "a", mode: 0o640, uid: 3, gid: 4).file("dir/b", "b").file("dir/sub/c", "c")
-            .file("tree/x/y/z", "z").file("tree/x/y/gone", "gone").symlink("link", to: "f")
-            .fileBytes("big", (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
-            .file("op/hidden", "hidden").file("hl1", "hard").dir("sg", mode: 0o2775, gid: 100).dir("empty")
-        XCTAssertEqual(link(bottom.abs("hl1"), bottom.abs("dir/hl2")), 0)
-        if count >= 2 {
-            let mid = try fx.layer(names[count - 2])
-            try mid.file("dir/m", "m").file("dir/b", "b-mid", mode: 0o600).whiteout("tree/x/y/gone")
-                .dir("op", opaque: "y").file("op/o", "o").dir("dir", mode: 0o750, xattrs: ["user.dir": "mid"])
-        }
-        if count >= 3 {
-            let top = try fx.layer(names[0])
-            try top.file("dir/t", "t").file("f", "f-top", mode: 0o600, uid: 11, gid: 12)
-                .dir("tree/x", mode: 0o711).file("tree/x/top", "top")
-        }
-        for n in names {
-            let r = try Run.program("/usr/bin/find", [fx.path(n), "-exec", "touch", "-h", "-d", "@1000000000", "{}", "+"])
-            XCTAssertEqual(r.status, 0, r.stderr)
-        }
-        return names.map { fx.path($0) }
-    }
-
     /// mtime and link count of every non-directory in `snap` under `root`.
     private func fileTimes(_ root: String, _ snap: TreeSnapshot) -> [String: (mtime: Int, nlink: Int)] {
         var out: [String: (mtime: Int, nlink: Int)] = [:]
@@ -164,5 +135,36 @@ final class WriteDifferentialTests: WriteTestCase {
         compareTimes(fileTimes(f2.mountPoint, fromKernel), theirTimes, since: start, "script \(s.name) (kernel upper, ours)")
         f2.stop()
         XCTAssertTreesEqual(fromKernel, theirs, ignoringDirectorySize: true, "script \(s.name): kernel upper under unionfs-swift")
+    }
+}
+
+extension WriteTestCase {
+    /// Builds `count` lower layers named `<prefix>L0` (top) ... with content that merges across
+    /// them: shadowing, whiteouts, an opaque dir, symlinks, xattrs, owners, a 256 KiB file; all
+    /// times fixed so that both copies are identical.
+    func buildLayers(_ prefix: String, count: Int) throws -> [String] {
+        let names = (0..<count).map { "\(prefix)L\($0)" }
+        let bottom = try fx.layer(names[count - 1])
+        try bottom.file("f", "f-bottom").file("g", "g", xattrs: ["user.old": "old"])
+            .file("dir/a", "a", mode: 0o640, uid: 3, gid: 4).file("dir/b", "b").file("dir/sub/c", "c")
+            .file("tree/x/y/z", "z").file("tree/x/y/gone", "gone").symlink("link", to: "f")
+            .fileBytes("big", (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            .file("op/hidden", "hidden").file("hl1", "hard").dir("sg", mode: 0o2775, gid: 100).dir("empty")
+        XCTAssertEqual(link(bottom.abs("hl1"), bottom.abs("dir/hl2")), 0)
+        if count >= 2 {
+            let mid = try fx.layer(names[count - 2])
+            try mid.file("dir/m", "m").file("dir/b", "b-mid", mode: 0o600).whiteout("tree/x/y/gone")
+                .dir("op", opaque: "y").file("op/o", "o").dir("dir", mode: 0o750, xattrs: ["user.dir": "mid"])
+        }
+        if count >= 3 {
+            let top = try fx.layer(names[0])
+            try top.file("dir/t", "t").file("f", "f-top", mode: 0o600, uid: 11, gid: 12)
+                .dir("tree/x", mode: 0o711).file("tree/x/top", "top")
+        }
+        for n in names {
+            let r = try Run.program("/usr/bin/find", [fx.path(n), "-exec", "touch", "-h", "-d", "@1000000000", "{}", "+"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        return names.map { fx.path($0) }
     }
 }
