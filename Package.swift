@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
@@ -32,10 +33,18 @@ let package = Package(
             dependencies: ["UnionFS", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // The registry client (image pull/push/login): the only target that networks, so the
+        // core, the C library and the CMake build stay free of swift-nio.
+        .target(
+            name: "UnionFSRegistry",
+            dependencies: ["UnionFS", "UnionFSImages",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "unionfs-swift",
             dependencies: [
-                "UnionFS", "UnionFSImages",
+                "UnionFS", "UnionFSImages", "UnionFSRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,7 +59,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "UnionFSImages", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "UnionFSImages", "UnionFSRegistry", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -29,6 +29,12 @@ version=$("$prefix/bin/unionfs-swift" --version) || fail "installed unionfs-swif
 [ -n "$version" ] || fail "installed unionfs-swift --version printed nothing"
 echo "cmake-check: installed unionfs-swift $version"
 
+# The CMake build has no registry client (no swift-nio): pull says so instead of doing nothing.
+if pull_out=$("$prefix/bin/unionfs-swift" image pull --store "$prefix/store" example.com/app 2>&1); then
+  fail "image pull succeeded in a build without registry support"
+fi
+echo "$pull_out" | grep -q "has no registry support" || fail "image pull without registry support said: $pull_out"
+
 # Exactly the header's functions are exported (the version script hides everything else).
 lib="$prefix/lib/libunionfs.so"
 declared=$(grep -oE '\bunionfs_[a-z_]+\(' include/unionfs.h | tr -d '(' | sort -u)

@@ -8,7 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   libfuse3-dev fuse3 libattr1-dev attr libarchive-dev pkg-config cmake ninja-build  # build
   fuse-overlayfs podman buildah crun runc debootstrap busybox-static zstd           # tests
-  uidmap                                                          # rootless podman (newuidmap)
+  uidmap                                                                            # rootless podman (newuidmap)
+  docker-registry apache2-utils openssl curl python3                                # registry tests
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq

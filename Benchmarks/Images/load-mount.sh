@@ -30,34 +30,8 @@ since() { echo "$(now) - $1" | bc | xargs printf '%.2f'; }
 cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 # --- the image -----------------------------------------------------------------------------
-per_layer=$((FILES / LAYERS))
-file_kib=$((TOTAL_MIB * 1024 / FILES))
-[ "$file_kib" -ge 1 ] || file_kib=1
-fill() {  # fill DIR LAYER: per_layer files of file_kib KiB in 100 dirs
-    local dir=$1 n=$2
-    for i in $(seq 0 $((per_layer - 1))); do
-        d="$dir/l$n/d$((i % 100))"
-        mkdir -p "$d"
-        head -c $((file_kib * 1024)) /dev/urandom > "$d/f$i"
-    done
-}
-echo "making a $LAYERS-layer image: $FILES files, ${TOTAL_MIB} MiB" >&2
-mkdir -p "$W/rootfs/bin" && cp /bin/busybox "$W/rootfs/bin/"
-fill "$W/rootfs" 1
-tar -C "$W/rootfs" -cf "$W/base.tar" . && rm -rf "$W/rootfs"
-$P import -q "$W/base.tar" localhost/bench:1 >/dev/null && rm "$W/base.tar"
-for n in $(seq 2 "$LAYERS"); do
-    c=$($P create localhost/bench:$((n - 1)) /bin/busybox true)
-    m=$($P mount "$c")
-    fill "$m" "$n"
-    $P unmount "$c" >/dev/null
-    $P commit -q "$c" localhost/bench:$n >/dev/null
-    $P rm "$c" >/dev/null
-done
-# The second image: the same base layers, another top.
-c=$($P create localhost/bench:$((LAYERS - 1)) /bin/busybox true)
-m=$($P mount "$c"); echo other > "$m/other"; $P unmount "$c" >/dev/null
-$P commit -q "$c" localhost/other:1 >/dev/null; $P rm "$c" >/dev/null
+. "$(dirname "$0")/bench-image.sh"
+make_bench_images "$P" "$W" "$TOTAL_MIB" "$FILES" "$LAYERS"
 $P save -q --format oci-archive -o "$W/image.tar" localhost/bench:$LAYERS
 $P save -q --format oci-archive -o "$W/other.tar" localhost/other:1
 $P system reset -f >/dev/null 2>&1

@@ -17,16 +17,24 @@ struct ImageCommand: ParsableCommand {
         """,
         subcommands: [ImageLoadCommand.self, ImageListCommand.self, ImageRemoveCommand.self,
                       ImageMountCommand.self, ImageCommitCommand.self, ImageSaveCommand.self,
-                      ImageExportCommand.self, ImageImportCommand.self, ImagePruneCommand.self]
+                      ImageExportCommand.self, ImageImportCommand.self, ImagePruneCommand.self,
+                      ImagePullCommand.self, ImagePushCommand.self, ImageLoginCommand.self, ImageLogoutCommand.self]
     )
 }
 
-/// The --store option every image command takes.
+/// The --store option every image command takes, and the read-only stores to look in too.
 struct StoreOption: ParsableArguments {
-    @Option(help: ArgumentHelp("The layer store directory.", valueName: "dir"))
+    @Option(help: ArgumentHelp("The layer store directory (opened read-only, with no lock taken, when it cannot be written).", valueName: "dir"))
     var store: String?
+    @Option(name: .customLong("additional-store"),
+            help: ArgumentHelp("A read-only store whose images and layers are used in place (repeatable; searched after --store, before pulling).", valueName: "dir"))
+    var additionalStores: [String] = []
 
-    func open() throws -> ImageStore { try ImageStore(root: store) }
+    func open() throws -> ImageStore {
+        let s = try ImageStore(root: store)
+        for a in additionalStores { try s.addAdditionalStore(a) }
+        return s
+    }
 }
 
 struct ImageLoadCommand: ParsableCommand {

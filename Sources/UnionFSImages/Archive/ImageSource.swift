@@ -68,14 +68,7 @@ struct ImageSource {
     /// Which entries of an index to take: those for the platform when the entries say their
     /// platform, else all of them (an OCI layout holding several named images).
     private func choose(_ entries: [Descriptor], in what: String) throws -> [Descriptor] {
-        let withPlatform = entries.filter { $0.platform != nil }
-        if withPlatform.isEmpty { return entries }
-        let hits = withPlatform.filter { platform.accepts($0.platform!) }
-        guard let first = hits.first else {
-            let have = Set(withPlatform.map { $0.platform!.description }).sorted().joined(separator: ", ")
-            throw ImageError("'\(shown)': \(what) has no image for \(platform) (it has \(have))\(platformGiven ? "" : "; choose one with --platform")")
-        }
-        return [first]
+        try platform.pick(entries, in: "'\(shown)': \(what)", given: platformGiven)
     }
 
     private func ociImage(_ d: Descriptor, names: [String], depth: Int) throws -> SourceImage {

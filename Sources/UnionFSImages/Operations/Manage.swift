@@ -56,12 +56,20 @@ extension ImageStore {
 
     /// The lower dirs of an image, top layer first, with shared locks held on them while the
     /// returned locks live (a mount keeps them for its lifetime, so prune leaves them alone).
+    /// Layers (and images) of the additional stores are used in place, without a lock.
     public func lowerdirs(_ ref: String) throws -> (dirs: [String], locks: [AnyObject]) {
-        let image = try stored(try resolve(ref))
+        let (home, record) = try locate(ref)
+        let image = try home.stored(record)
         let chains = image.chainIDs
         guard !chains.isEmpty else { throw ImageError("image '\(ref)' has no layers") }
-        let locks = try useLayers(chains)
-        return (chains.reversed().map(diffDir), locks)
+        var locks: [FileLock] = []
+        var dirs: [String] = []
+        for c in chains {
+            let holder = self.holder(of: c) ?? self
+            locks += try holder.useLayers([c])
+            dirs.append(holder.diffDir(c))
+        }
+        return (dirs.reversed(), locks)
     }
 
     /// Removes layers no image uses and no mount holds, blobs no image names, and staging

@@ -22,6 +22,14 @@ enum Files {
         return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
     }
 
+    /// Whether this process may create files in the directory `path` (false on a read-only
+    /// filesystem, whatever the permissions say).
+    static func isWritableDirectory(_ path: String) -> Bool {
+        var fs = statvfs()
+        if statvfs(path, &fs) == 0 && fs.f_flag & 1 != 0 { return false }  // ST_RDONLY
+        return access(path, W_OK) == 0
+    }
+
     static func size(_ path: String) -> Int64? {
         var st = stat()
         return lstat(path, &st) == 0 ? Int64(st.st_size) : nil

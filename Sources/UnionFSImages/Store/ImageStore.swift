@@ -49,13 +49,21 @@ public final class ImageStore: @unchecked Sendable {
         return home + "/.local/share/unionfs-swift"
     }
 
-    /// Opens the store at `root`, creating it when missing.
-    public init(root: String? = nil) throws {
+    /// Opens the store at `root`, creating it when missing. A store that exists but cannot be
+    /// written (a read-only filesystem such as an NFS export, or `readOnly`) is opened
+    /// read-only: images are found and mounted from it, nothing is written and no lock is
+    /// taken there (nothing can prune it from under a mount), and adding to it is an error.
+    public init(root: String? = nil, readOnly: Bool = false) throws {
         var r = root ?? ImageStore.defaultRoot
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         self.root = r
-        for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
-            try Files.makeDirectories(r + "/" + dir, mode: 0o700)
+        let existing = Files.isRegularFile(r + "/store.json")
+        self.readOnly = readOnly || (existing && !Files.isWritableDirectory(r))
+        if readOnly && !existing { throw ImageError("store '\(r)' does not exist (no store.json)") }
+        if !self.readOnly {
+            for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
+                try Files.makeDirectories(r + "/" + dir, mode: 0o700)
+            }
         }
         // Fixed when the store is made: root gets the kernel's form (whiteout devices, trusted
         // xattrs), others OCI marker files and user xattrs, which need no privilege.
@@ -80,6 +88,23 @@ public final class ImageStore: @unchecked Sendable {
     /// Whether layers keep whiteouts as OCI marker files rather than devices.
     public let ociWhiteouts: Bool
 
+    /// Opened read-only: see `init`.
+    public let readOnly: Bool
+
+    /// Read-only stores whose images and layers this one uses before fetching them again
+    /// (`--additional-store`, as containers/storage's additional image stores): looked up
+    /// after this store, in order. Their layers must have this store's whiteout form.
+    public private(set) var additionalStores: [ImageStore] = []
+
+    /// Adds a read-only store to look in (see `additionalStores`).
+    public func addAdditionalStore(_ path: String) throws {
+        let other = try ImageStore(root: path, readOnly: true)
+        guard other.ociWhiteouts == ociWhiteouts, other.xattrNamespace == xattrNamespace else {
+            throw ImageError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
+        }
+        additionalStores.append(other)
+    }
+
     /// How layers are unpacked into this store.
     var applyMode: ApplyMode { ociWhiteouts ? .ociLayer : .layer(xattrNamespace) }
 
@@ -92,9 +117,11 @@ public final class ImageStore: @unchecked Sendable {
     func layerLockPath(_ chain: Digest) -> String { root + "/locks/" + chain.hex }
     var tmp: String { root + "/tmp" }
 
-    /// The store-wide lock: shared while adding, exclusive while removing.
+    /// The store-wide lock: shared while adding, exclusive while removing. A read-only store
+    /// takes none, and cannot be changed.
     func storeLock(exclusive: Bool) throws -> FileLock {
-        try FileLock(root + "/store.lock", exclusive: exclusive)!
+        guard !readOnly else { throw ImageError("store '\(root)' is read-only: it can be mounted from, not changed") }
+        return try FileLock(root + "/store.lock", exclusive: exclusive)!
     }
 
     // MARK: Blobs
@@ -139,11 +166,21 @@ public final class ImageStore: @unchecked Sendable {
     func useLayers(_ chains: [Digest]) throws -> [FileLock] {
         var locks: [FileLock] = []
         for c in chains {
-            locks.append(try FileLock(layerLockPath(c), exclusive: false)!)
+            if !readOnly { locks.append(try FileLock(layerLockPath(c), exclusive: false)!) }
             guard isComplete(c) else { throw ImageError("layer \(c) is missing from the store '\(root)'") }
         }
         return locks
     }
+
+    /// The store holding the complete layer `chain`: this one, else the first additional store
+    /// that has it; nil when none has it.
+    func holder(of chain: Digest) -> ImageStore? {
+        if isComplete(chain) { return self }
+        return additionalStores.first { $0.isComplete(chain) }
+    }
+
+    /// Whether this store or an additional one holds the complete layer `chain`.
+    public func hasLayer(_ chain: Digest) -> Bool { holder(of: chain) != nil }
 
     // MARK: Images
 
@@ -167,11 +204,22 @@ public final class ImageStore: @unchecked Sendable {
         guard unlink(p) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(p)': \(Files.errorText())") }
     }
 
+    /// Finds the image a reference means, in this store and then the additional ones; the
+    /// store returned holds its record and documents.
+    func locate(_ ref: String) throws -> (ImageStore, ImageRecord) {
+        do { return (self, try resolve(ref)) } catch {
+            for other in additionalStores { if let r = try? other.resolve(ref) { return (other, r) } }
+            throw error
+        }
+    }
+
     /// Finds the image a reference means: a name (`repo` means `repo:latest`, `localhost/` may
     /// be left out), or an ID (the config digest, `sha256:` optional, any unique prefix of 4+).
     public func resolve(_ ref: String) throws -> ImageRecord {
         let all = records()
-        let names = Set([ref, normalizedName(ref), "localhost/" + normalizedName(ref)])
+        let n = normalizedName(ref)
+        // Short names as registries expand them (`alpine` is `docker.io/library/alpine:latest`).
+        let names = Set([ref, n, "localhost/" + n, "docker.io/" + n, "docker.io/library/" + n])
         if let r = all.first(where: { $0.name.map(names.contains) ?? false }) { return r }
         var hex = ref.hasPrefix("sha256:") ? String(ref.dropFirst(7)) : ref
         hex = hex.lowercased()

@@ -43,8 +43,8 @@ final class StoreAddition {
             lock.release()
             lock = try FileLock(store.layerLockPath(chain), exclusive: true)!
             if !store.isComplete(chain) {
-                digests = try unpack(blob, expect: expect, chain: chain, parent: parent, diffID: diffID,
-                                     stage: stage, progress: progress)
+                digests = try store.unpackLayer(blob, expect: expect, chain: chain, parent: parent, diffID: diffID,
+                                                stage: stage, progress: progress)
                 created.append(chain)
             }
             lock.downgrade()
@@ -58,29 +58,6 @@ final class StoreAddition {
             try stageBlob(blob, digest: Digest(digests!.digest), isOurs: blobIsOurs)
         }
         return (chain, digests)
-    }
-
-    private func unpack(_ blob: String, expect: LayerExpectation, chain: Digest, parent: Digest?, diffID: Digest,
-                        stage: String, progress: ImageProgress?) throws -> LayerBlobDigests {
-        let dir = store.layerDir(chain)
-        try Files.removeTree(dir)  // a crashed unpack's leftovers: the record was never written
-        guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
-        do {
-            let result = try LayerApply.apply(tar: blob, to: store.diffDir(chain), mode: store.applyMode,
-                                              expect: expect,
-                                              progress: progress.map { p in { p(stage, $0, $1) } })
-            let record = LayerRecord(chainID: chain, diffID: diffID, parent: parent, size: result.bytes, entries: result.entries)
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            try Files.writeAtomically(dir + "/layer.json", Array(try enc.encode(record)))
-            return result.digests!
-        } catch let e as ConfigurationError {
-            try? Files.removeTree(dir)
-            throw ImageError("\(stage): \(e.message)")
-        } catch {
-            try? Files.removeTree(dir)
-            throw error
-        }
     }
 
     private func stageBlob(_ path: String, digest: Digest, isOurs: Bool) throws {
@@ -120,6 +97,33 @@ final class StoreAddition {
             guard let lock = try? FileLock(store.layerLockPath(chain), exclusive: true, wait: false) else { continue }
             try? Files.removeTree(store.layerDir(chain))
             lock.release()
+        }
+    }
+}
+
+extension ImageStore {
+    /// Unpacks the layer `diffID` over `parent` from `blob` (checked against `expect`) into its
+    /// directory, the record written last; the caller holds the layer's lock exclusively.
+    func unpackLayer(_ blob: String, expect: LayerExpectation, chain: Digest, parent: Digest?, diffID: Digest,
+                     stage: String, progress: ImageProgress?) throws -> LayerBlobDigests {
+        let dir = layerDir(chain)
+        try Files.removeTree(dir)  // a crashed unpack's leftovers: the record was never written
+        guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
+        do {
+            let result = try LayerApply.apply(tar: blob, to: diffDir(chain), mode: applyMode,
+                                              expect: expect,
+                                              progress: progress.map { p in { p(stage, $0, $1) } })
+            let record = LayerRecord(chainID: chain, diffID: diffID, parent: parent, size: result.bytes, entries: result.entries)
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            try Files.writeAtomically(dir + "/layer.json", Array(try enc.encode(record)))
+            return result.digests!
+        } catch let e as ConfigurationError {
+            try? Files.removeTree(dir)
+            throw ImageError("\(stage): \(e.message)")
+        } catch {
+            try? Files.removeTree(dir)
+            throw error
         }
     }
 }

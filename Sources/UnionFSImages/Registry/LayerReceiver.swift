@@ -1,0 +1,142 @@
+import Foundation
+import Glibc
+import UnionFS
+
+/// One layer blob arriving as a byte stream, unpacked while it arrives: each chunk is written
+/// to the blob file (the blob the store keeps for `save` and `push`, landed by rename) and into
+/// a FIFO that the unpacker reads on its own thread, through the same checked path as `load`
+/// (decompression, blob digest and size, diffID, hostile names), staged and landed as `load`
+/// lands layers. No other copy of the blob is made, and a full FIFO holds the writer back, so
+/// memory stays bounded whatever the blob's size.
+///
+/// `write` may be called from one thread at a time; `finish` or `abandon` ends it.
+public final class LayerReceiver: @unchecked Sendable {
+    public let layer: IncomingImage.Layer
+    /// Blob bytes written so far: where a resumed download starts.
+    public private(set) var received: Int64 = 0
+    private let image: IncomingImage
+    private let blobPath: String
+    private let fifoPath: String
+    private var blobFd: Int32 = -1
+    private var writeFd: Int32 = -1
+    private var lock: FileLock?
+    private let done = DispatchSemaphore(value: 0)
+    /// Set by the unpacker thread before it signals `done`; read after waiting on it.
+    private var outcome: Result<LayerBlobDigests, Error>?
+    private var ended = false
+
+    /// The FIFO's capacity: big enough that the network rarely waits on the unpacker.
+    static let fifoSize: Int32 = 1 << 20
+
+    init(image: IncomingImage, layer: IncomingImage.Layer, lock: FileLock) throws {
+        self.image = image
+        self.layer = layer
+        self.lock = lock
+        blobPath = image.staging + "/" + layer.digest.hex
+        fifoPath = image.staging + "/" + layer.digest.hex + ".fifo"
+        signal(SIGPIPE, SIG_IGN)  // a stopped unpacker shows as EPIPE, not a killed process
+        guard mkfifo(fifoPath, 0o600) == 0 else { throw ImageError("cannot create '\(fifoPath)': \(Files.errorText())") }
+        // Opened here, read end first (non-blocking, so neither open waits for the other); the
+        // read end stays open until the unpacker is done, so the unpacker's own open never waits.
+        let readFd = open(fifoPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard readFd >= 0 else { throw ImageError("cannot open '\(fifoPath)': \(Files.errorText())") }
+        writeFd = open(fifoPath, O_WRONLY | O_CLOEXEC)
+        guard writeFd >= 0 else { close(readFd); throw ImageError("cannot open '\(fifoPath)': \(Files.errorText())") }
+        _ = fcntl(writeFd, 1031, Self.fifoSize)  // F_SETPIPE_SZ (not exported by Glibc)
+        blobFd = open(blobPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard blobFd >= 0 else {
+            close(readFd); close(writeFd)
+            throw ImageError("cannot create '\(blobPath)': \(Files.errorText())")
+        }
+        let store = image.store
+        let expect = LayerExpectation(digest: layer.digest.description, size: layer.size, diffID: layer.diffID.description)
+        let stage = "layer \(layer.index + 1)/\(image.layers.count)"
+        let (fifo, digest) = (fifoPath, layer.digest)
+        let thread = Thread { [self] in
+            let result = Result<LayerBlobDigests, Error> {
+                do {
+                    return try store.unpackLayer(fifo, expect: expect, chain: layer.chain, parent: layer.parent,
+                                                 diffID: layer.diffID, stage: stage, progress: nil)
+                } catch let e as ConfigurationError {
+                    // The FIFO's path means nothing to the user: name the blob.
+                    throw ImageError(e.message.replacingOccurrences(of: "layer '\(fifo)'", with: "blob \(digest)"))
+                }
+            }
+            close(readFd)  // from here a writer gets EPIPE instead of waiting
+            outcome = result
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit { if !ended { abandon() } }
+
+    /// Takes the next bytes of the blob. Throws the unpacker's error when it stopped early (a
+    /// hostile name, a corrupt stream).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var e = writeAll(blobFd, bytes)
+        guard e == 0 else { throw ImageError("writing '\(blobPath)': \(Files.errorText(e))") }
+        e = writeAll(writeFd, bytes)
+        if e == EPIPE {
+            // The unpacker has stopped; its reason is the one to give.
+            waitForUnpacker()
+            if case .failure(let error)? = outcome { throw error }
+        }
+        guard e == 0 else { throw ImageError("writing to the unpacker of \(layer.digest): \(Files.errorText(e))") }
+        received += Int64(bytes.count)
+    }
+
+    /// The blob has arrived: waits for the unpacker's checks, then lands the blob. The layer
+    /// is complete (and kept, whatever happens to the rest of the pull) when this returns.
+    public func finish() throws {
+        ended = true
+        close(writeFd)
+        writeFd = -1
+        waitForUnpacker()
+        defer { cleanUp() }
+        if case .failure(let e)? = outcome { throw e }
+        guard fsync(blobFd) == 0 else { throw ImageError("syncing '\(blobPath)': \(Files.errorText())") }
+        close(blobFd)
+        blobFd = -1
+        try image.store.landBlob(staged: blobPath, digest: layer.digest)
+        lock?.downgrade()
+        if let lock { image.keep(lock) }
+        lock = nil
+    }
+
+    /// Gives the layer up (the download failed): the unpacker sees the stream end early and
+    /// removes what it staged.
+    public func abandon() {
+        ended = true
+        if writeFd >= 0 { close(writeFd); writeFd = -1 }
+        waitForUnpacker()
+        cleanUp()
+    }
+
+    /// Waits until the unpacker thread has ended (at once if it has): `outcome` is set then.
+    private func waitForUnpacker() {
+        done.wait()
+        done.signal()
+    }
+
+    private func cleanUp() {
+        if blobFd >= 0 { close(blobFd); blobFd = -1 }
+        unlink(blobPath)
+        unlink(fifoPath)
+        lock?.release()
+        lock = nil
+    }
+
+    /// Writes all of `bytes`: 0, or the errno that stopped it.
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return n == 0 ? EIO : errno }
+            done += n
+        }
+        return 0
+    }
+}
