@@ -151,23 +151,25 @@ public struct FileID: Hashable, Sendable {
 struct OverlayXattrNames: Sendable {
     let opaque: [CChar]
     let whiteout: [CChar]
-    /// The other namespace's names, read in lower layers only.
-    let otherOpaque: [CChar]
-    let otherWhiteout: [CChar]
+    /// The other namespace's names, read in lower layers only; nil where this process cannot
+    /// read them (`trusted.*` without CAP_SYS_ADMIN always reads as absent: no call is spent).
+    let otherOpaque: [CChar]?
+    let otherWhiteout: [CChar]?
 
     init(_ ns: XattrNamespace) {
         let other: XattrNamespace = ns == .trusted ? .user : .trusted
+        let readable = other == .user || Privilege.current.canWriteTrustedXattrs
         opaque = Array((ns.overlayPrefix + "opaque").utf8CString)
         whiteout = Array((ns.overlayPrefix + "whiteout").utf8CString)
-        otherOpaque = Array((other.overlayPrefix + "opaque").utf8CString)
-        otherWhiteout = Array((other.overlayPrefix + "whiteout").utf8CString)
+        otherOpaque = readable ? Array((other.overlayPrefix + "opaque").utf8CString) : nil
+        otherWhiteout = readable ? Array((other.overlayPrefix + "whiteout").utf8CString) : nil
     }
 
     /// The first two bytes of a directory's opaque marker: the stack's namespace, then in a
     /// lower the other one when the first is absent.
     func opaqueProbe(_ dir: LayerDir, lower: Bool) -> XattrProbe {
         let probe = opaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
-        guard lower, probe == .absent else { return probe }
+        guard lower, probe == .absent, let otherOpaque else { return probe }
         return otherOpaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
     }
 

@@ -125,8 +125,9 @@ extension LayerStack {
     /// One xattr call through the directory's descriptor: no descriptor for the file itself.
     /// Both namespaces are read: only lowers hold xattr whiteouts.
     func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        func has(_ xattr: [CChar]) -> Bool {
-            (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
+        func has(_ xattr: [CChar]?) -> Bool {
+            guard let xattr else { return false }
+            return (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
                 try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
             }) != nil
         }

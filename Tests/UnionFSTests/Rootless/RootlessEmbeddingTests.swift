@@ -22,6 +22,9 @@ final class RootlessEmbeddingTests: TempDirTestCase {
         let r = try user.shell("cd /tmp && \"\(example)\"", timeout: 60)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.hasSuffix("ok\n"), r.stdout)
+        // A helper may still be exiting (fusermount3 run by libfuse's unmount): a bounded wait.
+        let deadline = Date().addingTimeInterval(3)
+        while !RootlessUser.processes(of: user.uid).isEmpty && Date() < deadline { usleep(20_000) }
         let left = RootlessUser.processes(of: user.uid).map { pid in
             (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "\(pid)"
         }

@@ -92,7 +92,11 @@ final class RootlessUser {
         // What the user left directly in /tmp (the examples' temp dirs).
         _ = try? Run.program("/usr/bin/find", ["/tmp", "-mindepth", "1", "-maxdepth", "1", "-user", String(uid),
                                                "-exec", "rm", "-rf", "{}", "+"], timeout: 60)
-        _ = try? Run.program("/usr/sbin/userdel", ["-r", "-f", name], timeout: 60)
+        for _ in 0..<3 where getpwnam(name) != nil {
+            for p in processes(of: uid) { kill(p, SIGKILL) }
+            let r = try? Run.program("/usr/sbin/userdel", ["-r", "-f", name], timeout: 60)
+            if getpwnam(name) != nil { print("RootlessUser: userdel \(name): \(r?.stderr ?? "did not run")"); usleep(200_000) }
+        }
     }
 
     /// Processes running as `uid`.
