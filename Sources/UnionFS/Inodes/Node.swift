@@ -163,9 +163,6 @@ public final class Node: Sendable {
 
     var parent: Node? { state.withLock { $0.parent } }
 
-    /// The name it is known by now.
-    var currentName: Name? { state.withLock { $0.name } }
-
     /// Where the node lives now, and its name; found again by name if its descriptors were
     /// given back (`ESTALE` if another file now has the name).
     func location() throws(Errno) -> (entry: ResolvedEntry, name: Name?) {
