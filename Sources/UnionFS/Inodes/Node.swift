@@ -107,10 +107,13 @@ public final class Node: Sendable {
             generation &+= 1
         }
 
+        /// True when `n` in `p` is the name the node uses.
+        func isNamed(_ n: Name, in p: Node) -> Bool { parent?.id == p.id && name == n }
+
         /// Records that the kernel found the node as `n` in `p`: that name is used from now on.
         /// With `keepOld` (a file with several links) the name used before stays known.
         mutating func found(as n: Name, in p: Node, keepOld: Bool) {
-            if keepOld, let old = parent, let oldName = name, !(old === p && oldName == n),
+            if keepOld, let old = parent, let oldName = name, !(old.id == p.id && oldName == n),
                !otherNames.contains(where: { $0.is(old, oldName) }) {
                 otherNames.append(NodeName(parent: old, name: oldName))
             }
@@ -122,7 +125,7 @@ public final class Node: Sendable {
         /// The name `from` in `p` is now `to` in `q`. Returns false when that was not a name
         /// kept in `otherNames` (the caller then moves the node itself).
         mutating func renameOther(_ from: Name, in p: Node, to: Name, in q: Node) -> Bool {
-            guard !(parent === p && name == from),
+            guard !isNamed(from, in: p),
                   let i = otherNames.firstIndex(where: { $0.is(p, from) }) else { return false }
             otherNames[i] = NodeName(parent: q, name: to)
             return true
@@ -142,7 +145,8 @@ public final class Node: Sendable {
     struct NodeName {
         let parent: Node
         let name: Name
-        func `is`(_ p: Node, _ n: Name) -> Bool { parent === p && name == n }
+        /// Compared by node id: a directory the kernel forgot and found again is a new object.
+        func `is`(_ p: Node, _ n: Name) -> Bool { parent.id == p.id && name == n }
     }
 
     init(id: UInt64, stack: LayerStack, parent: Node?, name: Name?, entry: ResolvedEntry) {
@@ -158,9 +162,6 @@ public final class Node: Sendable {
     }
 
     var parent: Node? { state.withLock { $0.parent } }
-
-    /// The name it is known by now.
-    var currentName: Name? { state.withLock { $0.name } }
 
     /// Where the node lives now, and its name; found again by name if its descriptors were
     /// given back (`ESTALE` if another file now has the name).

@@ -277,8 +277,9 @@ final class StressWorker {
         } else {
             let r = rc(link(abs(from), abs(freshShared("h"))))
             // The target's directory may be a shared subdirectory being moved: ENOENT is fine
-            // there unless the source went (checked by the next operation on it).
-            record("link-shared", r == ENOENT ? 0 : r, privateName: nil)
+            // there, as long as the private source is still there.
+            var st = stat()
+            record("link-shared", r == ENOENT && lstat(abs(from), &st) == 0 ? 0 : r, privateName: r == ENOENT ? from : nil)
         }
     }
 

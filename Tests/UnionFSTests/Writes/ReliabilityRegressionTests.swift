@@ -23,6 +23,26 @@ final class ReliabilityRegressionTests: WriteTestCase {
         try finishAndCompareWithKernel()
     }
 
+    /// Hard links already in the upper before the mount: both names found, the one found last
+    /// removed, the other still reaches the file with nlink 1.
+    func testHardLinkAlreadyInTheUpper() throws {
+        _ = try fx.layer("low")
+        lowers = [fx.path("low")]
+        upperDir = try makeDir("pre-upper")
+        workDir = try makeDir("pre-work")
+        XCTAssertEqual(mkdir(upperDir + "/d", 0o755), 0)
+        XCTAssertTrue(FileManager.default.createFile(atPath: upperDir + "/x", contents: Data("pre\n".utf8)))
+        XCTAssertEqual(link(upperDir + "/x", upperDir + "/d/y"), 0)
+        mount = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upperDir),workdir=\(workDir)")
+        XCTAssertEqual(text(m("x")), "pre\n")
+        XCTAssertEqual(text(m("d/y")), "pre\n")
+        XCTAssertEqual(lstatOf(m("x")).st_nlink, 2)
+        XCTAssertEqual(errnoOf(unlink(m("d/y"))), 0)
+        XCTAssertEqual(text(m("x")), "pre\n", "x lost after d/y went")
+        XCTAssertEqual(lstatOf(m("x")).st_nlink, 1)
+        try finishAndCompareWithKernel()
+    }
+
     /// Defect 2: after `ln a d/b; rm d/b` every remaining name shows the new link count, also
     /// when the kernel asks the daemon each time (timeout=0) instead of its cache.
     func testLinkCountThroughTheOtherNameAfterUnlink() throws {

@@ -101,3 +101,66 @@ final class StaleNameTests: ViewTestCase {
         XCTAssertEqual(try String(contentsOfFile: upper + "/f", encoding: .utf8), "other", "another file was truncated")
     }
 }
+
+/// Issue 13: a directory holding one name of a hard-linked file is forgotten by the kernel (its
+/// dentries pruned under memory pressure) and found again, which makes a new node object for
+/// it; removing the name through the new one must still move the file's node to its other name.
+final class ForgottenDirectoryLinkTests: ViewTestCase {
+    func testNameRemovedThroughAForgottenAndFoundAgainDirectory() throws {
+        let fs = try emptyWritableFileSystem()
+        let caller = Caller(uid: 0, gid: 0)
+        let s = UInt64(try fs.mkdir(parent: 1, name: "s", mode: 0o755, caller: caller).st_ino)
+        let d = UInt64(try fs.mkdir(parent: 1, name: "d", mode: 0o755, caller: caller).st_ino)
+        let (st, fd) = try fs.create(parent: s, name: "h", mode: 0o644, flags: O_RDWR, caller: caller)
+        fs.release(fd)
+        let id = UInt64(st.st_ino)
+        _ = try fs.link(id, newParent: d, newName: "f")  // the node now uses d/f
+        fs.forget(d, count: 1 << 20)
+        XCTAssertEqual(UInt64(try fs.lookup(parent: 1, name: "d").st_ino), d)
+        try fs.unlink(parent: d, name: "f")
+        XCTAssertEqual(try fs.getattr(id).st_nlink, 1, "s/h after d/f went")
+        fs.release(try fs.open(id, flags: O_RDONLY))
+    }
+}
+
+/// Issue 13: the names of one hard-linked file going at once from several threads (in process,
+/// so nothing serializes them as the kernel would for one directory): the name left must still
+/// reach the file, with the right link count.
+final class ConcurrentLinkRemovalTests: ViewTestCase {
+    func testTwoNamesRemovedAtOnceLeaveTheThirdWorking() throws {
+        let fs = try emptyWritableFileSystem()
+        let caller = Caller(uid: 0, gid: 0)
+        var dirs: [UInt64] = []
+        for d in ["d1", "d2", "d3"] {
+            dirs.append(UInt64(try fs.mkdir(parent: 1, name: d, mode: 0o755, caller: caller).st_ino))
+        }
+        for round in 0..<300 {
+            let (st, fd) = try fs.create(parent: dirs[0], name: "f\(round)", mode: 0o644, flags: O_RDWR, caller: caller)
+            fs.release(fd)
+            let id = UInt64(st.st_ino)
+            // The kernel's view: each name looked up, the last one made through the mount.
+            _ = try fs.link(id, newParent: dirs[1], newName: "g\(round)")
+            _ = try fs.link(id, newParent: dirs[2], newName: "h\(round)")
+            let group = DispatchGroup()
+            // The first name and the one in use go; the node must move to the middle one.
+            for (dir, name) in [(dirs[0], "f\(round)"), (dirs[2], "h\(round)")] {
+                DispatchQueue.global().async(group: group) { try? fs.unlink(parent: dir, name: name) }
+            }
+            XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+            let left = try fs.getattr(id)
+            XCTAssertEqual(left.st_nlink, 1, "round \(round)")
+            let rfd = try fs.open(id, flags: O_RDONLY)
+            fs.release(rfd)
+        }
+    }
+}
+
+extension ViewTestCase {
+    /// A writable filesystem (in process) over an empty lower.
+    fileprivate func emptyWritableFileSystem() throws -> UnionFileSystem {
+        _ = try fx.layer("low")
+        let c = LayerStackConfiguration(lowerdirs: [fx.path("low")], upperdir: try fx.layer("up").path,
+                                        workdir: try makeDir("work"))
+        return try UnionFileSystem(stack: LayerStack(c))
+    }
+}

@@ -103,14 +103,17 @@ extension UnionFileSystem {
     func nameGone(_ name: UnsafePointer<CChar>, in p: Node, _ st: stat, upper: LayerDir) {
         guard st.st_mode & S_IFMT != S_IFDIR, let n = nodes.get(stack.inodes.reported(FileID(st))),
               let gone = try? Name(validating: name) else { return }
-        for _ in 0..<4 {
-            let (isCurrent, others) = n.state.withLock { s in
-                (s.parent === p && s.name == gone, s.otherNames)
+        for _ in 0..<8 {
+            // Another name going: forget it, in the same lock as the check, so that a
+            // concurrent move of the node to that very name cannot slip in between.
+            let others = n.state.withLock { s -> [Node.NodeName]? in
+                guard s.isNamed(gone, in: p) else {
+                    s.otherNames.removeAll { $0.is(p, gone) }
+                    return nil
+                }
+                return s.otherNames
             }
-            if !isCurrent {
-                n.state.withLock { s in s.otherNames.removeAll { $0.is(p, gone) } }
-                return
-            }
+            guard let others else { return }
             // The other name's upper directory, found without holding the node's lock (a
             // parent's lock comes first).
             var next: (Node.NodeName, LayerDir)? = nil
@@ -129,7 +132,8 @@ extension UnionFileSystem {
                 return
             }
             let moved = n.state.withLock { s -> Bool in
-                guard s.parent === p && s.name == gone else { return false }  // moved meanwhile: again
+                // Moved meanwhile, or that other name went or moved meanwhile: again.
+                guard s.isNamed(gone, in: p), s.otherNames.contains(where: { $0.is(other.parent, other.name) }) else { return false }
                 s.otherNames.removeAll { $0.is(other.parent, other.name) }
                 s.parent = other.parent
                 s.name = other.name
