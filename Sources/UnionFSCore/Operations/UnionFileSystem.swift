@@ -67,14 +67,8 @@ public final class UnionFileSystem: Sendable {
     /// The kernel agreed to its writeback cache (set once, by the FUSE bridge at init). Files
     /// are then opened read-write whatever the caller asked (the kernel reads to fill partial
     /// pages) and without `O_APPEND` (the kernel appends at the size it knows).
+    /// The rest of what INIT settles is the transport's own (`FuseConnection`).
     package let writebackCache = Atomic<Bool>(false)
-    /// Flags for the INIT reply that libfuse does not send itself (`DeviceIO`), set at INIT by
-    /// the bridge and taken once by the write of that reply.
-    package let initReplyFlags = Atomic<UInt32>(0)
-    /// The kernel opens directories without asking (`FUSE_CAP_NO_OPENDIR_SUPPORT`, set at INIT):
-    /// opendir answers ENOSYS once, and the kernel then neither sends OPENDIR nor RELEASEDIR
-    /// and caches every listing, two round trips fewer per directory on every walk.
-    package let opensDirectoriesItself = Atomic<Bool>(false)
     /// The kernel agreed to leave clearing setuid to the daemon (`clearsSetIDItself`).
     package let killPrivileges = Atomic<Bool>(false)
 

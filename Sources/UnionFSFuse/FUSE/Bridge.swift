@@ -14,8 +14,7 @@ enum Bridge {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, conn in
             guard let conn, let userdata else { return }
-            let fs = Unmanaged<UnionFileSystem>.fromOpaque(userdata).takeUnretainedValue()
-            Bridge.negotiate(conn, fs)
+            Bridge.negotiate(conn, Unmanaged<FuseConnection>.fromOpaque(userdata).takeUnretainedValue())
         }
         ops.lookup = { req, parent, name in
             let r = Request(req!)
@@ -69,7 +68,7 @@ enum Bridge {
             let fs = r.fileSystem
             // Readdir answers from the directory's shared listing (`sharedListing`), so an
             // open directory needs no state: let the kernel open them itself.
-            if fs.opensDirectoriesItself.load(ordering: .relaxed) {
+            if r.connection.opensDirectoriesItself.load(ordering: .relaxed) {
                 r.reply(error: .noFunction)
                 return
             }
@@ -161,7 +160,8 @@ enum Bridge {
     }
 
     /// Asks the kernel for what makes the mount fast and what the semantics need.
-    static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, _ fs: UnionFileSystem) {
+    static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, _ session: FuseConnection) {
+        let fs = session.fileSystem
         var want = conn.pointee.want
         let capable = conn.pointee.capable
         for cap in [FUSE_CAP_SPLICE_WRITE, FUSE_CAP_SPLICE_MOVE, FUSE_CAP_READDIRPLUS,
@@ -179,7 +179,7 @@ enum Bridge {
             fs.writebackCache.store(true, ordering: .relaxed)
         }
         conn.pointee.want = want
-        if capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 { fs.opensDirectoriesItself.store(true, ordering: .relaxed) }
+        if capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 { session.opensDirectoriesItself.store(true, ordering: .relaxed) }
         var extra: UInt32 = 0
         if capable & UInt32(FUSE_CAP_PARALLEL_DIROPS) != 0 { extra |= DeviceIO.parallelDirops }
         // With the writeback cache, writes reach the daemon without their caller: the kernel
@@ -188,7 +188,7 @@ enum Bridge {
             extra |= DeviceIO.handleKillpriv
             fs.killPrivileges.store(true, ordering: .relaxed)
         }
-        fs.initReplyFlags.store(extra, ordering: .relaxed)
+        session.initReplyFlags.store(extra, ordering: .relaxed)
     }
 
 

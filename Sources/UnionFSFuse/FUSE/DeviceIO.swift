@@ -12,7 +12,7 @@ import UnionFSCore
 /// the first, the kernel serializes every lookup and readdir in a directory; without the
 /// second, it asks for the attributes before each chown, to clear setuid itself. At INIT the
 /// bridge records which of the two the kernel offered and the filesystem wants
-/// (`Bridge.negotiate`, into `UnionFileSystem.initReplyFlags`); the INIT reply is the first
+/// (`Bridge.negotiate`, into `FuseConnection.initReplyFlags`); the INIT reply is the first
 /// message the session writes, and `writev` ORs them into its `flags` field. Every other
 /// message, and every read, passes through untouched.
 enum DeviceIO {
@@ -27,8 +27,8 @@ enum DeviceIO {
         io.read = { fd, buf, len, _ in Glibc.read(fd, buf, len) }
         io.writev = { fd, iov, count, userdata in
             if let userdata, let iov {
-                let fs = Unmanaged<UnionFileSystem>.fromOpaque(userdata).takeUnretainedValue()
-                let add = fs.initReplyFlags.exchange(0, ordering: .relaxed)
+                let session = Unmanaged<FuseConnection>.fromOpaque(userdata).takeUnretainedValue()
+                let add = session.initReplyFlags.exchange(0, ordering: .relaxed)
                 if add != 0 { DeviceIO.addFlags(add, toInitReply: iov, count: Int(count)) }
             }
             return Glibc.writev(fd, iov, count)

@@ -12,6 +12,8 @@ public final class FuseSession: @unchecked Sendable {
     public let fileSystem: UnionFileSystem
     public let mountpoint: String
     private let session: OpaquePointer
+    /// The session's userdata: kept alive as long as the session.
+    private let connection: FuseConnection
     private var mounted = true
     private var signalsInstalled = false
 
@@ -20,6 +22,7 @@ public final class FuseSession: @unchecked Sendable {
                 debug: Bool = false) throws(ConfigurationError) {
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
+        connection = FuseConnection(fileSystem)
         var ops = Bridge.operations()
         var argv: [String] = ["unionfs-swift"]
         if debug { argv.append("-d") }
@@ -27,7 +30,7 @@ public final class FuseSession: @unchecked Sendable {
         // escaped with a backslash, as are backslashes themselves.
         if !fuseOptions.isEmpty { argv += ["-o", fuseOptions.map(Self.escape).joined(separator: ",")] }
         var cArgs = argv.map { strdup($0) }
-        let userdata = Unmanaged.passUnretained(fileSystem).toOpaque()
+        let userdata = Unmanaged.passUnretained(connection).toOpaque()
         let se: OpaquePointer? = cArgs.withUnsafeMutableBufferPointer { p in
             var args = fuse_args(argc: Int32(p.count), argv: p.baseAddress, allocated: 0)
             return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata)

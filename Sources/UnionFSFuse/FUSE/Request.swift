@@ -17,10 +17,13 @@ struct Request: ~Copyable {
 
     deinit { fuse_reply_err(raw, EIO) }
 
-    /// The filesystem serving this request (the session's userdata).
-    var fileSystem: UnionFileSystem {
-        Unmanaged<UnionFileSystem>.fromOpaque(fuse_req_userdata(raw)!).takeUnretainedValue()
+    /// The session serving this request (its userdata).
+    var connection: FuseConnection {
+        Unmanaged<FuseConnection>.fromOpaque(fuse_req_userdata(raw)!).takeUnretainedValue()
     }
+
+    /// The filesystem serving this request.
+    var fileSystem: UnionFileSystem { connection.fileSystem }
 
     /// uid, gid and pid of the calling process.
     var context: (uid: uid_t, gid: gid_t, pid: pid_t) {
