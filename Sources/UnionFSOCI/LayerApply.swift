@@ -24,7 +24,7 @@ public struct ApplyResult: Sendable, Equatable {
     public var digests: LayerBlobDigests? = nil
 }
 
-/// Unpacks an OCI layer tar (SEMANTICS.md §5) into a directory, all or nothing.
+/// Unpacks an OCI layer tar (docs/SEMANTICS.md §5) into a directory, all or nothing.
 ///
 /// The whole tar is first unpacked into a staging directory next to the target (same
 /// filesystem), with every name checked (`TarPath`) and every entry created one component at a

@@ -18,7 +18,7 @@ public struct CommitResult: Sendable, Equatable {
 /// Progress of a commit or apply, for a terminal: entries done and data bytes so far.
 public typealias LayerProgress = (_ entries: Int, _ bytes: Int64) -> Void
 
-/// Writes the changes of an upper dir as an OCI layer tar (SEMANTICS.md §5).
+/// Writes the changes of an upper dir as an OCI layer tar (docs/SEMANTICS.md §5).
 ///
 /// Walks the upper in sorted order, each directory before its children: every upper entry as
 /// itself; a whiteout that hides a lower name as an empty `.wh.NAME`; an opaque directory that

@@ -1,6 +1,6 @@
 import Glibc
 
-/// The `C` rule of SEMANTICS.md §4: when does an entry present in both trees count as changed.
+/// The `C` rule of docs/SEMANTICS.md §4: when does an entry present in both trees count as changed.
 enum MetadataComparison {
     /// True when mode (type and permission bits), uid, gid or rdev differ, or, for
     /// non-directories, size or mtime. Directory size and mtime never count: they change

@@ -18,7 +18,7 @@ public protocol TreeDirectory {
     func entries() throws(Errno) -> [TreeEntry]
 }
 
-/// The general diff of two trees (old root, new root), with the kinds and rules of §4. It
+/// The general diff of two trees (old root, new root), with the kinds and rules of docs/SEMANTICS.md §4. It
 /// reads both trees whole; `UpperChanges` gives the same set from an upper dir alone.
 public enum TreeComparison {
     /// Every change from `old` to `new`, sorted by path; the root itself is never listed.

@@ -10,7 +10,7 @@ public struct DirLayer: Sendable {
     let holdsXattrWhiteouts: Bool
 }
 
-/// What a name resolves to in a merged directory (SEMANTICS.md §2).
+/// What a name resolves to in a merged directory (docs/SEMANTICS.md §2).
 public struct ResolvedEntry: @unchecked Sendable {
     /// `lstat` of the topmost entry (the one that decides type and metadata).
     public var stat: stat

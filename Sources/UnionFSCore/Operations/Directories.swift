@@ -18,8 +18,9 @@ public final class DirectoryHandle: Sendable {
     let directory: Node
     let parentID: UInt64
     let stack: LayerStack
-    /// The listing, once taken. Lock order: leaf lock, held across a merge only by the reader
-    /// of this handle (the kernel serializes readdir per file).
+    /// The listing, once taken. Lock order: before node locks (the merge reads the directory
+    /// node's state), never taken under one; held across a merge only by the reader of this
+    /// handle (the kernel serializes readdir per file). docs/ARCHITECTURE.md §3.
     private let listing = Mutex<Listing?>(nil)
 
     /// One merged listing of the directory.

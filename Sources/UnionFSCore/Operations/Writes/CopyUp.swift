@@ -3,7 +3,7 @@ import CLinux
 import Glibc
 import SystemPackage
 
-/// Copy-up: makes a lower file or directory exist in the upper, as SEMANTICS.md §3 says.
+/// Copy-up: makes a lower file or directory exist in the upper, as docs/SEMANTICS.md §3 says.
 ///
 /// The copy is built in the workdir's staging directory under a temporary name: data (sparse
 /// aware: reflink, else `copy_file_range` over the data extents only, so holes stay holes), then

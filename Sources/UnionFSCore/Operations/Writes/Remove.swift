@@ -3,7 +3,7 @@ import SystemPackage
 
 extension UnionFileSystem {
     /// `unlink`: an upper file goes; where a lower layer still shows the name, a whiteout takes
-    /// its place in the same step (SEMANTICS.md §3).
+    /// its place in the same step (docs/SEMANTICS.md §3).
     public func unlink(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let p = try node(parent)
