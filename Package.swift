@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "UnionFSCore", "UnionFSImages", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "UnionFSCore", "UnionFSImages", "UnionFSC", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

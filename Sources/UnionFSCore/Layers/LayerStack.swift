@@ -66,10 +66,13 @@ public final class LayerStack: Sendable {
             guard work.device == upper.device else {
                 throw ConfigurationError("workdir '\(wd)' is not on the same filesystem as upperdir '\(up)'")
             }
-            if Self.isInside(work.root, FileID(try! upper.root.stat())) {
+            let upperID: FileID, workID: FileID
+            do { upperID = FileID(try upper.root.stat()) } catch { throw ConfigurationError("upperdir '\(up)': \(error)") }
+            do { workID = FileID(try work.root.stat()) } catch { throw ConfigurationError("workdir '\(wd)': \(error)") }
+            if Self.isInside(work.root, upperID) {
                 throw ConfigurationError("workdir '\(wd)' is inside upperdir '\(up)'")
             }
-            if Self.isInside(upper.root, FileID(try! work.root.stat())) {
+            if Self.isInside(upper.root, workID) {
                 throw ConfigurationError("upperdir '\(up)' is inside workdir '\(wd)'")
             }
             do { staging = try Staging.prepare(in: work.root) } catch {

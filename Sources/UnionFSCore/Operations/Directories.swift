@@ -12,7 +12,9 @@ import SystemPackage
 /// taken again after a change goes on where the old one stopped: a name that stayed is seen
 /// once, a name added or removed meanwhile may or may not be (as POSIX allows). Every reply
 /// therefore shows the directory as it is when the reply is made, which is what lets the kernel
-/// cache listings on writable mounts too. Freed at `releasedir`.
+/// cache listings on writable mounts too. One per directory node, shared by its readers
+/// (`sharedListing`): dropped when a reader reaches the end, by the descriptor budget, or when
+/// the kernel forgets the node; `releasedir` has nothing to free.
 public final class DirectoryHandle: Sendable {
     public let node: UInt64
     let directory: Node

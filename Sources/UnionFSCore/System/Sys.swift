@@ -214,7 +214,7 @@ public enum Sys {
         }
     }
 
-    /// `fchmodat(2)` (follows nothing: callers pass regular names, never symlinks).
+    /// `fchmod(2)` of an open descriptor (so no name is resolved, and no symlink followed).
     public static func fchmod(_ fd: Int32, _ mode: mode_t) throws(Errno) {
         _ = try retrying { Glibc.fchmod(fd, mode) }
     }

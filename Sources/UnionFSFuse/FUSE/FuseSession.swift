@@ -1,5 +1,6 @@
 import CFuse3
 import Glibc
+import Synchronization
 import SystemPackage
 import UnionFSCore
 
@@ -14,7 +15,8 @@ public final class FuseSession: @unchecked Sendable {
     private let session: OpaquePointer
     /// The session's userdata: kept alive as long as the session.
     private let connection: FuseConnection
-    private var mounted = true
+    /// Cleared once, by whoever unmounts first: `unmountNow` may come from any thread.
+    private let mounted = Atomic<Bool>(true)
     private var signalsInstalled = false
 
     /// Mounts `fileSystem` at `mountpoint` with extra libfuse options (`-o` style, comma-joined).
@@ -42,7 +44,7 @@ public final class FuseSession: @unchecked Sendable {
         guard rc == 0 else {
             // Every stored property is set, so `deinit` runs after this throw and destroys the
             // session: destroying it here too would free it twice.
-            mounted = false
+            mounted.store(false, ordering: .relaxed)
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
         guard DeviceIO.install(on: se) else {
@@ -85,15 +87,14 @@ public final class FuseSession: @unchecked Sendable {
     /// Stops the loop and unmounts now: the kernel ends the connection, so the workers blocked
     /// reading requests return and `run` comes back. Safe to call from another thread.
     public func unmountNow() {
-        guard mounted else { return }
-        mounted = false
+        guard mounted.exchange(false, ordering: .acquiringAndReleasing) else { return }
         fuse_session_exit(session)
         fuse_session_unmount(session)
     }
 
     deinit {
         if signalsInstalled { fuse_remove_signal_handlers(session) }
-        if mounted { fuse_session_unmount(session) }
+        if mounted.load(ordering: .acquiring) { fuse_session_unmount(session) }
         fuse_session_destroy(session)
     }
 }
