@@ -20,13 +20,34 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
+        // The layering (docs/ARCHITECTURE.md): the core has no libfuse, libarchive or crypto;
+        // only UnionFSFuse imports CFuse3; only UnionFSOCI (and the images) touch tar and digests.
         .target(
-            name: "UnionFS",
+            name: "UnionFSCore",
             dependencies: [
-                "CFuse3", "CAttr", "CLinux", "CArchive",
+                "CAttr", "CLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "UnionFSFuse",
+            dependencies: [
+                "UnionFSCore", "CFuse3", "CLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "UnionFSOCI",
+            dependencies: [
+                "UnionFSCore", "CArchive",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        // What embedders import: the three above, re-exported as one module.
+        .target(
+            name: "UnionFS",
+            dependencies: ["UnionFSCore", "UnionFSFuse", "UnionFSOCI"]
         ),
         .target(
             name: "UnionFSImages",
@@ -59,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "UnionFSImages", "UnionFSRegistry", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "UnionFSCore", "UnionFSImages", "UnionFSRegistry", "UnionFSC", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -16,12 +16,14 @@ private func fail(_ message: String, _ code: Int32) -> Int32 {
 
 private func string(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
 
-/// Builds a mount option string, escaping commas and backslashes in paths.
-private func optionString(lowerdirs: String, upperdir: String?, workdir: String?, extra: String?) -> String {
+/// Builds a mount option string, escaping commas and backslashes in paths (the option parser
+/// reads `\,` and `\\` as escapes: a path's own backslash before a comma or another
+/// backslash, or at its end, would otherwise be taken for one).
+package func optionString(lowerdirs: String, upperdir: String?, workdir: String?, extra: String?) -> String {
     func esc(_ s: String) -> String {
         var o = ""
         for c in s {
-            if c == "," { o.append("\\") }
+            if c == "," || c == "\\" { o.append("\\") }
             o.append(c)
         }
         return o

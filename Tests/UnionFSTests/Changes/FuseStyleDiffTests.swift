@@ -47,7 +47,7 @@ final class ChangesFuseStyleTests: ChangesTestCase {
         try sh(": > .wh.foo", in: u)
         XCTAssertEqual(try upperDiff(lowers: [l], upper: u), ["D /foo"])
         XCTAssertEqual(try upperDiff(lowers: [l], upper: u, format: .kernel(.trusted)), ["A /.wh.foo"])
-        // And kernel overlayfs agrees with the strict reading (SEMANTICS.md §6 case 20).
+        // And kernel overlayfs agrees with the strict reading (docs/SEMANTICS.md §6 case 20).
         let (merged, _) = try kernelMountOver(lower: l, upper: u)
         XCTAssertEqual(try treeDiff(lowers: [l], merged: merged), ["A /.wh.foo"])
     }

@@ -2,7 +2,7 @@ import Foundation
 import UnionFS
 import XCTest
 
-/// Every diff rule of SEMANTICS.md §4 and case 21 of §6, on uppers written by real operations,
+/// Every diff rule of docs/SEMANTICS.md §4 and case 21 of §6, on uppers written by real operations,
 /// once on a kernel overlayfs mount and once on a unionfs-swift mount of the same lower. Each
 /// scenario checks the exact `docker diff` lines from the upper alone, and that both full
 /// comparisons (lowers vs the live mount, lowers vs the in-process UnionView of lowers + upper)

@@ -3,7 +3,7 @@ import SystemPackage
 import UnionFS
 import XCTest
 
-/// Lookup rules of SEMANTICS.md §2 and the read-side edge cases of §6, through `UnionView`.
+/// Lookup rules of docs/SEMANTICS.md §2 and the read-side edge cases of §6, through `UnionView`.
 final class ResolveTests: ViewTestCase {
     /// §6.9 with lowers only: a whiteout in the middle layer hides the bottom one; the same name
     /// in the top layer is still visible.

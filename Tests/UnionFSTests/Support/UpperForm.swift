@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import UnionFS
 
-/// Checks an upper dir against what SEMANTICS.md §1 says this project must never write:
+/// Checks an upper dir against what docs/SEMANTICS.md §1 says this project must never write:
 /// `.wh.` files, whiteouts other than char 0:0, whiteouts inside opaque or pure-upper dirs (or
 /// where no lower layer shows the name), opaque values other than "y", and any other private
 /// overlay xattr (`redirect`, `origin`, `metacopy`, `impure`, ...), in either namespace.

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import XCTest
 
-/// SEMANTICS.md §6 cases 12–14 and 18: what copy-up keeps, when it happens, and inode numbers.
+/// docs/SEMANTICS.md §6 cases 12–14 and 18: what copy-up keeps, when it happens, and inode numbers.
 final class CopyUpTests: WriteTestCase {
     private let oldTime = timespec(tv_sec: 1_000_000_000, tv_nsec: 123_456_789)
 

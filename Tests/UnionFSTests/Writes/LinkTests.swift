@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import XCTest
 
-/// SEMANTICS.md §6 cases 15 and 16, and issue 4 item 5: hard links, whiteout-shaped mknod,
+/// docs/SEMANTICS.md §6 cases 15 and 16, and issue 4 item 5: hard links, whiteout-shaped mknod,
 /// and files that stay open after their last name is gone.
 final class LinkTests: WriteTestCase {
     /// Case 15: a hard link of a lower file copies it up once; both names share the inode

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import XCTest
 
-/// SEMANTICS.md §6 cases 5–7: renaming lower files and directories, and renaming over whiteouts.
+/// docs/SEMANTICS.md §6 cases 5–7: renaming lower files and directories, and renaming over whiteouts.
 final class RenameTests: WriteTestCase {
     /// Case 5: renaming a directory with lower content succeeds; the upper holds an opaque
     /// pure-upper copy and a whiteout, no redirect xattr, and mounts under the kernel.

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import XCTest
 
-/// SEMANTICS.md §6 cases 1–4, 8 and 20: deleting and recreating over lower content, as the
+/// docs/SEMANTICS.md §6 cases 1–4, 8 and 20: deleting and recreating over lower content, as the
 /// merged view shows it and as the upper stores it.
 final class WhiteoutTests: WriteTestCase {
     /// Case 1: deleting a lower file leaves a char 0:0 whiteout; the name is ENOENT.

@@ -27,7 +27,7 @@ class WriteTestCase: MountTestCase {
     /// `rel` in the upper dir.
     func u(_ rel: String) -> String { rel.isEmpty ? upperDir : upperDir + "/" + rel }
 
-    /// Fails unless the upper holds nothing SEMANTICS.md §1 forbids.
+    /// Fails unless the upper holds nothing docs/SEMANTICS.md §1 forbids.
     func assertUpperWellFormed(namespace: String = "trusted", userNames: Set<String> = [],
                                file: StaticString = #filePath, line: UInt = #line) throws {
         let problems = try UpperForm.problems(upper: upperDir, lowers: lowers, namespace: namespace,
@@ -38,7 +38,7 @@ class WriteTestCase: MountTestCase {
 
     /// Snapshots the mount, unmounts it, checks the upper's form, then mounts the upper over the
     /// same lowers with kernel overlayfs (as a read-only top layer, so nothing is changed) and
-    /// requires the same tree (SEMANTICS.md §6 case 22). Returns the mount's snapshot.
+    /// requires the same tree (docs/SEMANTICS.md §6 case 22). Returns the mount's snapshot.
     @discardableResult
     func finishAndCompareWithKernel(namespace: String = "trusted", userNames: Set<String> = [],
                                     file: StaticString = #filePath, line: UInt = #line) throws -> TreeSnapshot {

@@ -1,0 +1,5 @@
+// The module embedders import (`import UnionFS`): the core, the FUSE mount and the layer tars,
+// re-exported as one. The layering between them is in docs/ARCHITECTURE.md.
+@_exported import UnionFSCore
+@_exported import UnionFSFuse
+@_exported import UnionFSOCI

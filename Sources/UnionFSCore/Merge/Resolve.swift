@@ -1,0 +1,152 @@
+import Glibc
+import SystemPackage
+
+/// A directory as it exists in one layer of a merged directory's stack.
+public struct DirLayer: Sendable {
+    /// Index of the layer in the stack (0 is the top).
+    public let layer: Int
+    public let dir: LayerDir
+    /// The directory's opaque xattr is "x": it holds xattr whiteouts that readdir must hide.
+    let holdsXattrWhiteouts: Bool
+}
+
+/// What a name resolves to in a merged directory (docs/SEMANTICS.md §2).
+public struct ResolvedEntry: @unchecked Sendable {
+    /// `lstat` of the topmost entry (the one that decides type and metadata).
+    public var stat: stat
+    /// Layer index of the topmost entry.
+    public var topLayer: Int
+    /// The directory holding the topmost entry, in that layer.
+    public var parentDir: LayerDir
+    /// For a directory: its layers, top first, cut at the first opaque one. Empty otherwise.
+    public var layers: [DirLayer]
+
+    public var isDirectory: Bool { stat.st_mode & S_IFMT == S_IFDIR }
+}
+
+/// What one layer holds under a name.
+enum LayerHit {
+    case absent
+    case whiteout
+    case entry(stat)
+}
+
+/// How a directory in one layer limits the merge below it.
+enum Opacity {
+    case none
+    case opaque
+    /// Opaque value "x": not opaque, but holds xattr whiteouts.
+    case holdsXattrWhiteouts
+}
+
+extension LayerStack {
+    /// The root directory of the merged view: every layer root, top first. A root is never
+    /// opaque (the kernel merges all roots), but may hold xattr whiteouts (opaque value "x").
+    public var rootLayers: [DirLayer] { rootDirLayers }
+
+    /// Resolves `name` in a merged directory whose layers are `parent` (top first).
+    ///
+    /// First hit decides: a whiteout ends the search with `ENOENT`; a non-directory is the result;
+    /// directories are gathered down the stack until an opaque one, or until a non-directory
+    /// below them ends the merge. One `fstatat` per layer probed, plus one for the OCI whiteout
+    /// name in lower layers where the name is absent.
+    public func resolve(_ name: UnsafePointer<CChar>, in parent: [DirLayer]) throws(Errno) -> ResolvedEntry {
+        var result: ResolvedEntry? = nil
+        for dl in parent {
+            let hit = try probe(name, in: dl)
+            guard case .entry(let st) = hit else {
+                if case .whiteout = hit { break }
+                continue
+            }
+            let isDir = st.st_mode & S_IFMT == S_IFDIR
+            if var r = result {
+                // Below a directory: merge only directories, stop at anything else.
+                guard isDir else { break }
+                let child = try dl.dir.openChild(name)
+                let opacity = self.opacity(of: child, layer: dl.layer)
+                r.layers.append(DirLayer(layer: dl.layer, dir: child,
+                                         holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
+                result = r
+                if opacity == .opaque { break }
+                continue
+            }
+            var r = ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: [])
+            guard isDir else { return r }
+            let child = try dl.dir.openChild(name)
+            let opacity = self.opacity(of: child, layer: dl.layer)
+            r.layers.append(DirLayer(layer: dl.layer, dir: child,
+                                     holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
+            result = r
+            if opacity == .opaque { break }
+        }
+        guard let r = result else { throw .noSuchFileOrDirectory }
+        return r
+    }
+
+    /// Looks at `name` in one layer's directory.
+    @inline(__always)
+    func probe(_ name: UnsafePointer<CChar>, in dl: DirLayer) throws(Errno) -> LayerHit {
+        let isLower = !layers[dl.layer].isUpper
+        // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
+        if isLower && configuration.ociWhiteouts && name[0] == 0x2e && name[1] == 0x77
+            && name[2] == 0x68 && name[3] == 0x2e {
+            return .absent
+        }
+        let st: stat
+        do {
+            st = try dl.dir.stat(name)
+        } catch .noSuchFileOrDirectory {
+            if isLower && configuration.ociWhiteouts && hasOCIWhiteout(for: name, in: dl.dir) {
+                return .whiteout
+            }
+            return .absent
+        }
+        let type = st.st_mode & S_IFMT
+        if type == S_IFCHR && st.st_rdev == 0 { return .whiteout }
+        if isLower && type == S_IFREG && st.st_size == 0 && isXattrWhiteout(name, in: dl.dir) {
+            return .whiteout
+        }
+        return .entry(st)
+    }
+
+    /// True when `.wh.<name>` exists in `dir` (the OCI/AUFS whiteout form).
+    func hasOCIWhiteout(for name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
+        let n = strlen(name)
+        guard n + 4 <= Int(NAME_MAX) else { return false }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 5) { buf in
+            let p = buf.baseAddress!
+            p[0] = 0x2e; p[1] = 0x77; p[2] = 0x68; p[3] = 0x2e  // ".wh."
+            (p + 4).update(from: name, count: n + 1)
+            return (try? dir.stat(p)) != nil
+        }
+    }
+
+    /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
+    /// One xattr call through the directory's descriptor: no descriptor for the file itself.
+    /// Both namespaces are read: only lowers hold xattr whiteouts.
+    func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
+        func has(_ xattr: [CChar]?) -> Bool {
+            guard let xattr else { return false }
+            return (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
+                try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
+            }) != nil
+        }
+        return has(names.whiteout) || has(names.otherWhiteout)
+    }
+
+    /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
+    /// with the exact value "y" (any other value or length is not opaque; "x" marks xattr
+    /// whiteouts), or in lower layers with OCI whiteouts on, a `.wh..wh..opq` entry.
+    func opacity(of dir: LayerDir, layer: Int) -> Opacity {
+        let probe = names.opaqueProbe(dir, lower: !layers[layer].isUpper)
+        switch probe {
+        case .value([0x79]): return .opaque
+        case .value([0x78]): return .holdsXattrWhiteouts
+        default: break
+        }
+        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(".wh..wh..opq")) != nil {
+            return .opaque
+        }
+        return .none
+    }
+}

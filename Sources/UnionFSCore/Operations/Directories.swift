@@ -1,0 +1,155 @@
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// An open directory: its merged listing, taken at the first `readdir` and again whenever the
+/// directory changed since (`Node.listingGeneration`).
+///
+/// The listing is taken at the first `readdir`, not at `opendir`: with `cache_readdir` the kernel
+/// opens a directory it has listed before and then serves the listing from its own cache without
+/// asking, so merging at `opendir` would be work thrown away on every warm walk. Offsets are
+/// hashes of the names, in whose order the listing is sorted (`ListingOrder`), so a listing
+/// taken again after a change goes on where the old one stopped: a name that stayed is seen
+/// once, a name added or removed meanwhile may or may not be (as POSIX allows). Every reply
+/// therefore shows the directory as it is when the reply is made, which is what lets the kernel
+/// cache listings on writable mounts too. One per directory node, shared by its readers
+/// (`sharedListing`): dropped when a reader reaches the end, by the descriptor budget, or when
+/// the kernel forgets the node; `releasedir` has nothing to free.
+public final class DirectoryHandle: Sendable {
+    public let node: UInt64
+    let directory: Node
+    let parentID: UInt64
+    let stack: LayerStack
+    /// The listing, once taken. Lock order: before node locks (the merge reads the directory
+    /// node's state), never taken under one; held across a merge only by the reader of this
+    /// handle (the kernel serializes readdir per file). docs/ARCHITECTURE.md §3.
+    private let listing = Mutex<Listing?>(nil)
+
+    /// One merged listing of the directory.
+    package struct Listing: @unchecked Sendable {
+        /// `.`, `..`, then the merged entries in offset order.
+        package let entries: [MergedEntry]
+        /// The offset of each entry: a reader resumes after the entry with that offset.
+        package let offsets: [Int64]
+        /// The directory's layers it was merged from.
+        package let layers: [DirLayer]
+        /// `Node.listingGeneration` when it was taken.
+        let generation: UInt64
+        /// The upper layer's directory's change time when it was taken, so readdirplus knows
+        /// whether the listing still says where each entry lives.
+        let upper: UpperChange
+
+        /// The index of the first entry after `offset` (0: the first entry).
+        package func start(after offset: Int64) -> Int {
+            var lo = 0, hi = offsets.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if offsets[mid] <= offset { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+    }
+
+    enum UpperChange {
+        /// The directory had no upper part.
+        case absent
+        case at(timespec)
+        /// Changed too recently to tell a later change by its time stamp (time stamps are
+        /// coarse on some filesystems): readdirplus resolves each entry in full.
+        case untrusted
+    }
+
+    init(directory: Node, parentID: UInt64, stack: LayerStack) {
+        self.node = directory.id
+        self.directory = directory
+        self.parentID = parentID
+        self.stack = stack
+    }
+
+    /// The listing as the directory is now: taken on the first call, and again when the
+    /// directory changed since the last one.
+    package func currentListing() throws(Errno) -> Listing {
+        try listing.withLock { (cached) throws(Errno) -> Listing in
+            let generation = directory.listingGeneration.load(ordering: .acquiring)
+            if let cached, cached.generation == generation { return cached }
+            let layers = try directory.directoryLayers()
+            let change = try upperChange(layers)
+            var entries = [
+                MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: node),
+                MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: parentID),
+            ]
+            var offsets: [Int64] = [1, 2]
+            let merged = ListingOrder.sorted(try stack.mergedListing(of: layers))
+            entries.reserveCapacity(merged.count + 2)
+            offsets.reserveCapacity(merged.count + 2)
+            for m in merged {
+                entries.append(m.entry)
+                offsets.append(m.offset)
+            }
+            let taken = Listing(entries: entries, offsets: offsets, layers: layers,
+                                generation: generation, upper: change)
+            cached = taken
+            return taken
+        }
+    }
+
+    /// `.`, `..`, then the merged entries, as the directory is now.
+    public func entries() throws(Errno) -> [MergedEntry] { try currentListing().entries }
+
+    /// The change time of the directory's upper part now.
+    private func upperChange(_ layers: [DirLayer]) throws(Errno) -> UpperChange {
+        guard let top = layers.first, top.layer == 0, stack.layers[0].isUpper else { return .absent }
+        let ctime = try top.dir.stat().st_ctim
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        // A change within the last 100 ms may share its time stamp with the next one.
+        let age = Int64(now.tv_sec - ctime.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - ctime.tv_nsec)
+        return age > 100_000_000 ? .at(ctime) : .untrusted
+    }
+
+    /// True while nothing was created, removed or renamed in the directory's upper part since
+    /// `listing` was taken (lower layers never change under a mount). The caller also checks
+    /// that the directory did not gain an upper part meanwhile.
+    func isCurrent(_ listing: Listing) -> Bool {
+        switch listing.upper {
+        case .absent: return true
+        case .untrusted: return false
+        case .at(let then):
+            guard let top = listing.layers.first, let now = try? top.dir.stat().st_ctim else { return false }
+            return now.tv_sec == then.tv_sec && now.tv_nsec == then.tv_nsec
+        }
+    }
+}
+
+extension UnionFileSystem {
+    /// The listing readdir answers from for the directory `id` through the mount: one per
+    /// directory node, shared by its readers, made at the first readdir.
+    public func sharedListing(_ id: UInt64) throws(Errno) -> DirectoryHandle {
+        let n = try node(id)
+        guard n.isDirectory else { throw .notDirectory }
+        if let held = n.state.withLock({ $0.listing }) { return held }
+        let parentID = n.state.withLock { $0.parent?.id } ?? InodeNumbers.root
+        let made = DirectoryHandle(directory: n, parentID: parentID, stack: stack)
+        return n.state.withLock { s in
+            if let held = s.listing { return held }
+            s.listing = made
+            return made
+        }
+    }
+
+    /// A reader reached the end of `handle`: let the listing (and the layer directories it
+    /// holds) go; the next reader takes it again, or the kernel serves it from its cache.
+    public func listingRead(_ handle: DirectoryHandle) {
+        handle.directory.state.withLock { s in
+            if s.listing === handle { s.listing = nil }
+        }
+    }
+
+    /// Opens a directory; its merged listing is taken at the first readdir.
+    public func opendir(_ id: UInt64) throws(Errno) -> DirectoryHandle {
+        let n = try node(id)
+        guard n.isDirectory else { throw .notDirectory }
+        let parentID = n.state.withLock { $0.parent?.id } ?? InodeNumbers.root
+        return DirectoryHandle(directory: n, parentID: parentID, stack: stack)
+    }
+}

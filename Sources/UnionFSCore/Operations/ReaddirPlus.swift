@@ -1,0 +1,30 @@
+import Glibc
+import SystemPackage
+
+extension UnionFileSystem {
+    /// True when `listing` of `handle` still says in which layer each entry lives: the
+    /// directory neither gained an upper part nor changed there since the listing was taken.
+    package func listingIsCurrent(_ listing: DirectoryHandle.Listing, of handle: DirectoryHandle) -> Bool {
+        let top = (try? handle.directory.directoryLayers())?.first?.layer
+        return top == listing.layers.first?.layer && handle.isCurrent(listing)
+    }
+
+    /// The entry readdirplus gives the kernel for the listed `e`, counted as one lookup.
+    ///
+    /// The merge already found the layer holding the topmost occurrence, and nothing above it
+    /// changed since (`current`), so a non-directory is probed in that layer alone: one
+    /// `fstatat` instead of one or two per layer above it. Directories (which need every layer
+    /// they merge) and anything the probe does not confirm take the ordinary lookup.
+    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirLayer], current: Bool) throws(Errno) -> stat {
+        try e.name.withCString { (name) throws(Errno) -> stat in
+            if current, e.type != UInt8(DT_DIR), e.layer >= 0,
+               let dl = layers.first(where: { $0.layer == e.layer }),
+               case .entry(let st) = try stack.probe(name, in: dl), st.st_mode & S_IFMT != S_IFDIR {
+                let p = try node(handle.node)
+                return try reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
+                                     name: name, in: p)
+            }
+            return try lookup(parent: handle.node, name: name)
+        }
+    }
+}
