@@ -254,6 +254,7 @@ final class RegistryClient: @unchecked Sendable {
             default: return "\(h)"
             }
         }
+        if let p = e as? HTTPParserError, p == .invalidEOFState { return "the connection was closed mid-answer" }
         return "\(e)"
     }
 
