@@ -71,8 +71,8 @@ final class RegistryClient: @unchecked Sendable {
                 }
                 do {
                     tls.certificateChain = try NIOSSLCertificate.fromPEMFile(dir + "/" + n).map { .certificate($0) }
-                } catch { throw ImageError("client certificate '\(dir)/\(n)': \(error)") }
-                tls.privateKey = .file(key)
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                } catch { throw ImageError("client certificate '\(dir)/\(n)' or its key: \(error)") }
             }
             break
         }
@@ -192,6 +192,7 @@ final class RegistryClient: @unchecked Sendable {
         var request = try HTTPClient.Request(url: url, method: method, headers: headers, body: sent.map { .bytes($0) })
         request.headers.replaceOrAdd(name: "User-Agent", value: "unionfs-swift")
         let delegate = ResponseDelegate(limit: limit, sink: sink, onHead: onHead)
+        defer { delegate.drain() }
         do {
             return try http.execute(request: request, delegate: delegate).futureResult.wait()
         } catch let f as SinkFailure {
