@@ -36,7 +36,7 @@ cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # Bytes of blob GET answers logged since line $1 of the access log.
 blob_bytes() { tail -n +"$1" "$W/registry.log" | grep -E '"GET /v2/[^ ]*/blobs/sha256:' | awk '{ s += $10 } END { print s + 0 }'; }
 log_lines() { wc -l < "$W/registry.log"; }
-mib() { echo "scale=1; $1 / 1048576" | bc; }
+mib() { if [ "$1" -lt 1048576 ]; then echo "$(( $1 / 1024 )) KiB"; else echo "$(echo "scale=1; $1 / 1048576" | bc) MiB"; fi; }
 
 # --- the registry ----------------------------------------------------------------------------
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -95,7 +95,7 @@ umoci unpack --image "$W/layout:other" "$W/bundle2" >/dev/null 2>&1
 umoci2=$(since "$t"); umoci2_bytes=$(blob_bytes $((l + 1)))
 
 echo
-echo "| $LAYERS layers, $FILES files, $TOTAL_MIB MiB, local registry | to a mounted rootfs (s) | fetched (MiB) | files seen | second image, shared base (s) | fetched (MiB) |"
+echo "| $LAYERS layers, $FILES files, $TOTAL_MIB MiB, local registry | to a mounted rootfs (s) | fetched | files seen | second image, shared base (s) | fetched |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "| unionfs-swift image pull + image mount (peak RSS $rss MiB) | $ours | $(mib "$ours_bytes") | $files_u | $ours2 | $(mib "$ours2_bytes") |"
 echo "| podman pull + podman image mount (overlay) | $podman_t | $(mib "$podman_bytes") | $files_p | $podman2 | $(mib "$podman2_bytes") |"

@@ -71,8 +71,12 @@ final class VerifyingStream {
         for d in [expect.digest, expect.diffID] {
             if let d, !d.hasPrefix("sha256:") { throw ConfigurationError("layer '\(path)': unsupported digest '\(d)'") }
         }
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking open, then blocking reads: the blob may be a FIFO fed by a download
+        // (image pull), whose writer may already have finished and closed; a blocking open of
+        // a FIFO without a writer would wait forever.
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw ConfigurationError("layer '\(path)': \(Errno(rawValue: errno))") }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         guard let a = archive_read_new() else { Glibc.close(fd); throw ConfigurationError("out of memory") }
         raw = a
         fileBuffer = .allocate(byteCount: 1 << 17, alignment: 16)

@@ -69,7 +69,16 @@ public final class IncomingImage: @unchecked Sendable {
         staging = try Files.makeTemporaryDirectory(in: store.tmp, prefix: "pull")
     }
 
-    deinit { try? Files.removeTree(staging) }
+    deinit { close() }
+
+    /// Removes this pull's staging and lets its layers go: call once no layer is arriving any
+    /// more (a command may exit before the last reference goes, so this is not left to deinit).
+    public func close() {
+        try? Files.removeTree(staging)
+        mutex.lock()
+        held.removeAll()
+        mutex.unlock()
+    }
 
     /// Whether the store (or an additional store) has the layer already.
     public func isPresent(_ l: Layer) -> Bool { store.hasLayer(l.chain) }

@@ -32,8 +32,9 @@ public final class LayerReceiver: @unchecked Sendable {
         self.image = image
         self.layer = layer
         self.lock = lock
-        blobPath = image.staging + "/" + layer.digest.hex
-        fifoPath = image.staging + "/" + layer.digest.hex + ".fifo"
+        // By position: a manifest may list the same blob twice (two empty layers).
+        blobPath = image.staging + "/\(layer.index)-" + layer.digest.hex
+        fifoPath = blobPath + ".fifo"
         signal(SIGPIPE, SIG_IGN)  // a stopped unpacker shows as EPIPE, not a killed process
         guard mkfifo(fifoPath, 0o600) == 0 else { throw ImageError("cannot create '\(fifoPath)': \(Files.errorText())") }
         // Opened here, read end first (non-blocking, so neither open waits for the other); the

@@ -71,8 +71,8 @@ final class RegistryClient: @unchecked Sendable {
                 }
                 do {
                     tls.certificateChain = try NIOSSLCertificate.fromPEMFile(dir + "/" + n).map { .certificate($0) }
-                } catch { throw ImageError("client certificate '\(dir)/\(n)': \(error)") }
-                tls.privateKey = .file(key)
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                } catch { throw ImageError("client certificate '\(dir)/\(n)' or its key: \(error)") }
             }
             break
         }
@@ -82,28 +82,47 @@ final class RegistryClient: @unchecked Sendable {
             timeout: .init(connect: .seconds(10), read: .seconds(60)),
             proxy: try EnvironmentProxy.proxy(host: host, https: https))
         config.httpVersion = .http1Only
+        // A refused connection or failed handshake fails the request at once: `request` retries
+        // with its own backoff (--retry), rather than the pool retrying until the connect timeout.
+        config.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
     // MARK: Requests
 
     /// `/v2/` first: whether the registry is there, over which scheme, and what auth it wants.
+    /// With `--tls-verify=false`, a port that does not speak TLS (the handshake fails once
+    /// connected) is tried again over plain HTTP, as podman does; credentials are only sent
+    /// after this, to the scheme chosen.
     func ping() throws {
-        do {
-            try noteChallenge(try perform(.GET, base + "/v2/", headers: [:], body: nil))
-            return
-        } catch let e where isTransport(e) {
-            guard !options.tlsVerify else { throw unreachable(e) }
+        if !options.tlsVerify {
+            do {
+                try noteChallenge(try perform(.GET, base + "/v2/", headers: [:], body: nil))
+                return
+            } catch let e where isTransport(e) {
+                if isConnectFailure(e) { throw unreachable(e) }
+            }
+            try switchScheme(https: false)
         }
-        // --tls-verify=false: a registry without TLS is reached over plain HTTP.
-        try? http.syncShutdown()
-        base = "http://" + host
-        http = try Self.makeClient(host: host, https: false, options: options)
         do {
             try noteChallenge(try perform(.GET, base + "/v2/", headers: [:], body: nil))
         } catch let e where isTransport(e) {
             throw unreachable(e)
         }
+    }
+
+    private func switchScheme(https: Bool) throws {
+        let scheme = https ? "https://" : "http://"
+        guard !base.hasPrefix(scheme) else { return }
+        try? http.syncShutdown()
+        base = scheme + host
+        http = try Self.makeClient(host: host, https: https, options: options)
+    }
+
+    /// Nothing accepts connections there (as opposed to a connection that failed later).
+    private func isConnectFailure(_ e: Error) -> Bool {
+        if let h = e as? HTTPClientError, h == .connectTimeout { return true }
+        return String(describing: type(of: e)).contains("Connect") || "\(e)".contains("Connection refused")
     }
 
     private func unreachable(_ e: Error) -> ImageError {
@@ -173,6 +192,7 @@ final class RegistryClient: @unchecked Sendable {
         var request = try HTTPClient.Request(url: url, method: method, headers: headers, body: sent.map { .bytes($0) })
         request.headers.replaceOrAdd(name: "User-Agent", value: "unionfs-swift")
         let delegate = ResponseDelegate(limit: limit, sink: sink, onHead: onHead)
+        defer { delegate.drain() }
         do {
             return try http.execute(request: request, delegate: delegate).futureResult.wait()
         } catch let f as SinkFailure {
@@ -254,6 +274,7 @@ final class RegistryClient: @unchecked Sendable {
             default: return "\(h)"
             }
         }
+        if let p = e as? HTTPParserError, p == .invalidEOFState { return "the connection was closed mid-answer" }
         return "\(e)"
     }
 

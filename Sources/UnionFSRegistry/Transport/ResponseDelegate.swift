@@ -72,6 +72,10 @@ final class ResponseDelegate: HTTPClientResponseDelegate, @unchecked Sendable {
         return task.eventLoop.makeSucceededVoidFuture()
     }
 
+    /// Waits until the sink has taken every body part handed to it: call once the task has
+    /// completed, before whatever the sink writes to is closed.
+    func drain() { queue.sync {} }
+
     func didFinishRequest(task: HTTPClient.Task<Reply>) throws -> Reply {
         Reply(status: status, headers: headers, body: body)
     }

@@ -176,7 +176,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.dumps(doc).encode()
             out["Content-Type"] = "application/vnd.example.unknown+json"
             out.pop("Docker-Content-Digest", None)
-        cut = method == "GET" and "/blobs/" in path and r.status == 200 and len(body) > 1024 and (
+        cut = method == "GET" and "/blobs/" in path and r.status in (200, 206) and len(body) > 1024 and (
             mode == "truncate" or (mode == "truncate-once" and path not in seen) or (mode == "die" and arg in path))
         seen.add(path)
         if cut:

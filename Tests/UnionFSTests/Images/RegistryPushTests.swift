@@ -42,8 +42,12 @@ final class RegistryPushTests: RegistryTestCase {
         let tree = try podmanTree(committed, root: other)
         XCTAssertNotNil(tree.entries["etc/pushed"])
         XCTAssertNil(tree.entries["etc/removeme"])
-        if let out = try? podman(["run", "--rm", "--net=none", committed, "/bin/cat", "/etc/pushed"], root: other, timeout: 60) {
+        // Running needs a working OCI runtime here; the tree check above is the test's core.
+        do {
+            let out = try podman(["run", "--rm", "--net=none", committed, "/bin/cat", "/etc/pushed"], root: other, timeout: 60)
             XCTAssertEqual(out, "pushed by unionfs")
+        } catch {
+            print("RegistryPushTests: podman run not checked: \(error)")
         }
     }
 }

@@ -37,6 +37,25 @@ final class RegistryReferenceTests: XCTestCase {
         XCTAssertNil(Challenge.parse("Negotiate"))
     }
 
+    func testProxiesFromTheEnvironment() throws {
+        let names = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"]
+        let saved = names.map { getenv($0).map { String(cString: $0) } }
+        defer { for (n, v) in zip(names, saved) { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
+        for n in names { unsetenv(n) }
+        XCTAssertNil(try EnvironmentProxy.proxy(host: "ghcr.io", https: true))
+        setenv("https_proxy", "http://user:pw@proxy.example:3128/", 1)
+        setenv("http_proxy", "proxy.example", 1)
+        setenv("no_proxy", "localhost,.internal.example, 10.0.0.1", 1)
+        XCTAssertEqual(try EnvironmentProxy.proxy(host: "ghcr.io", https: true),
+                       .server(host: "proxy.example", port: 3128, authorization: .basic(username: "user", password: "pw")))
+        XCTAssertEqual(try EnvironmentProxy.proxy(host: "ghcr.io", https: false), .server(host: "proxy.example", port: 80))
+        XCTAssertNil(try EnvironmentProxy.proxy(host: "localhost:5000", https: true))
+        XCTAssertNil(try EnvironmentProxy.proxy(host: "reg.internal.example", https: true))
+        XCTAssertNil(try EnvironmentProxy.proxy(host: "10.0.0.1:5000", https: true))
+        setenv("https_proxy", "http://proxy.example:notaport", 1)
+        XCTAssertThrowsError(try EnvironmentProxy.proxy(host: "ghcr.io", https: true))
+    }
+
     func testCredentialFiles() throws {
         let dir = NSTemporaryDirectory() + "registry-auth-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
