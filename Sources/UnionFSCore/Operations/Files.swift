@@ -26,7 +26,7 @@ extension UnionFileSystem {
     /// read-only descriptor of the upper copy (one per node, kept until the kernel forgets it),
     /// so readers that opened the file before see what is written after, as with kernel
     /// overlayfs. nil while the file is still only in a lower layer.
-    func copiedUpReader(_ id: UInt64) -> OwnedDescriptor? {
+    package func copiedUpReader(_ id: UInt64) -> OwnedDescriptor? {
         guard let n = nodes.get(id), n.isInUpper(stack) else { return nil }
         if let held = n.state.withLock({ $0.upperReader }) { return held }
         guard let fd = try? openOwn(n, flags: O_RDONLY) else { return nil }

@@ -1,4 +1,5 @@
 import Glibc
+import UnionFSCore
 
 /// What a mount needs from the machine before libfuse is asked for it, checked so that each
 /// problem a user without root meets gets one line that says what to do (libfuse's own

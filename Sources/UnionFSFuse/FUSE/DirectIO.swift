@@ -1,5 +1,6 @@
 import CFuse3
 import Glibc
+import UnionFSCore
 import SystemPackage
 
 /// `O_DIRECT` handles: the backing file is opened `O_DIRECT` too, so data goes straight to the

@@ -1,4 +1,6 @@
+import CLinux
 import Glibc
+import UnionFSCore
 import SystemPackage
 
 /// File handles (`fh`): the backing descriptor in the low 32 bits (every operation that only
