@@ -2,6 +2,7 @@
 # The main job in one command: build demo layers, mount them, change something, show the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+swift build -c release --product unionfs-swift 2>&1 | tail -1
 bin="$(swift build -c release --show-bin-path)/unionfs-swift"
 demo=$(mktemp -d /tmp/unionfs-demo.XXXXXX)
 trap 'fusermount3 -u "$demo/merged" 2>/dev/null || true' EXIT

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything UnionFS needs on Debian 12 (run as root): the libraries it builds against,
 # the tools its tests drive (kernel overlayfs is the reference; fuse-overlayfs, podman, buildah and
-# debootstrap are the real clients), then builds the release binary.
+# debootstrap are the real clients). The scripts that need a build make it themselves (demo.sh the
+# release binary, test.sh the debug build with the tests), so that CI builds the code once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -19,4 +20,3 @@ fi
 # Every user may open /dev/fuse, as Debian's udev rule sets it (fusermount3 decides who mounts);
 # a container or minimal machine may leave it 0600, which stops every non-root mount.
 chmod 0666 /dev/fuse
-swift build -c release --product unionfs-swift 2>&1 | tail -1

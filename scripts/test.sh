@@ -7,12 +7,17 @@ log=$(mktemp)
 swift build --build-tests 2>&1 | tail -3
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
+# XCTest's closing line: "Executed N tests, with [S tests skipped and ]F failures ...".
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -1)
 total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
-failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+skipped=0
+if echo "$summary" | grep -qE "[0-9]+ tests? skipped"; then
+  skipped=$(echo "$summary" | sed -E 's/.* ([0-9]+) tests? skipped.*/\1/')
+fi
 rm -f "$log"
 if [ -z "$summary" ]; then echo "tests: 0 passed, 1 failed"; exit 1; fi
-echo "tests: $((total - failed)) passed, $failed failed"
+echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 # Nothing a test mounted may stay mounted.
 if awk '$3 ~ /^fuse/ && $2 ~ /unionfs|tmp/ {found=1} END {exit !found}' /proc/mounts; then
   echo "a test left a FUSE mount behind:"; awk '$3 ~ /^fuse/' /proc/mounts; exit 1

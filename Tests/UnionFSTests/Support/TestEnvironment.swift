@@ -4,9 +4,45 @@ import XCTest
 
 /// Where things are and how to run them, for every test in this target.
 enum TestEnvironment {
+    /// The `unionfs-swift` executable the tests run, as root and as plain users (rootless tests
+    /// run it as a throw-away user, rootless podman as its mount program): the built one when
+    /// every directory above it lets others through, else a copy, with the embedding example
+    /// beside it, in a directory of /tmp (a clone under /root, mode 0700, would otherwise fail
+    /// every rootless test with EACCES).
+    static let binary: String = {
+        let built = builtBinary
+        guard !everyoneCanReach(built) else { return built }
+        let dir = "/tmp/unionfs-swift-tests-bin"
+        mkdir(dir, 0o755)
+        chmod(dir, 0o755)
+        for name in ["unionfs-swift", "unionfs-embed-example"] {
+            let source = dirname(built) + "/" + name
+            guard FileManager.default.isExecutableFile(atPath: source) else { continue }
+            // Copied under a unique name and renamed into place: concurrent runs never see a
+            // half-written executable.
+            let staged = "\(dir)/.\(name).\(getpid())"
+            try? FileManager.default.removeItem(atPath: staged)
+            guard (try? FileManager.default.copyItem(atPath: source, toPath: staged)) != nil else { return built }
+            chmod(staged, 0o755)
+            guard rename(staged, "\(dir)/\(name)") == 0 else { return built }
+        }
+        return "\(dir)/unionfs-swift"
+    }()
+
+    /// Whether a user other than root can run `path`: every directory above it searchable by others.
+    static func everyoneCanReach(_ path: String) -> Bool {
+        var dir = dirname(path)
+        while true {
+            var st = stat()
+            guard stat(dir, &st) == 0, st.st_mode & 0o001 != 0 else { return false }
+            if dir == "/" { return true }
+            dir = dirname(dir)
+        }
+    }
+
     /// The built `unionfs-swift` executable: next to the test bundle (same build directory),
     /// else `<package root>/.build/debug/unionfs-swift`.
-    static var binary: String {
+    static var builtBinary: String {
         var candidates: [String] = []
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             candidates.append(TestEnvironment.dirname(exe) + "/unionfs-swift")
