@@ -56,8 +56,12 @@ public final class LayerReceiver: @unchecked Sendable {
         let thread = Thread { [self] in
             let result = Result<LayerBlobDigests, Error> {
                 do {
+                    // The whole blob is in `blobFd` once the unpacker has read the FIFO to its
+                    // end (each chunk goes to the blob file first): it lands before the layer's
+                    // record, so a complete layer always has its blob for `save` and `push`.
                     return try store.unpackLayer(fifo, expect: expect, chain: layer.chain, parent: layer.parent,
-                                                 diffID: layer.diffID, stage: stage, progress: nil)
+                                                 diffID: layer.diffID, stage: stage, progress: nil,
+                                                 beforeRecord: { try self.landBlob() })
                 } catch let e as ConfigurationError {
                     // The FIFO's path means nothing to the user: name the blob.
                     throw ImageError(e.message.replacingOccurrences(of: "layer '\(fifo)'", with: "blob \(digest)"))
@@ -97,13 +101,18 @@ public final class LayerReceiver: @unchecked Sendable {
         waitForUnpacker()
         defer { cleanUp() }
         if case .failure(let e)? = outcome { throw e }
+        lock?.downgrade()
+        if let lock { image.keep(lock) }
+        lock = nil
+    }
+
+    /// Syncs the checked blob and lands it in the store's blobs. Called on the unpacker's thread
+    /// after the writer has closed the FIFO, so nothing writes to `blobFd` any more.
+    private func landBlob() throws {
         guard fsync(blobFd) == 0 else { throw ImageError("syncing '\(blobPath)': \(Files.errorText())") }
         close(blobFd)
         blobFd = -1
         try image.store.landBlob(staged: blobPath, digest: layer.digest)
-        lock?.downgrade()
-        if let lock { image.keep(lock) }
-        lock = nil
     }
 
     /// Gives the layer up (the download failed): the unpacker sees the stream end early and

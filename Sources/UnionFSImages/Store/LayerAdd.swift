@@ -104,8 +104,12 @@ final class StoreAddition {
 extension ImageStore {
     /// Unpacks the layer `diffID` over `parent` from `blob` (checked against `expect`) into its
     /// directory, the record written last; the caller holds the layer's lock exclusively.
+    /// `beforeRecord` runs once the blob has passed every check and before the record makes the
+    /// layer complete: what must exist whenever the layer does (a pulled layer's kept blob) is
+    /// landed there, so that a `kill -9` never leaves a complete layer without it.
     func unpackLayer(_ blob: String, expect: LayerExpectation, chain: Digest, parent: Digest?, diffID: Digest,
-                     stage: String, progress: ImageProgress?) throws -> LayerBlobDigests {
+                     stage: String, progress: ImageProgress?,
+                     beforeRecord: () throws -> Void = {}) throws -> LayerBlobDigests {
         let dir = layerDir(chain)
         try Files.removeTree(dir)  // a crashed unpack's leftovers: the record was never written
         guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
@@ -113,6 +117,7 @@ extension ImageStore {
             let result = try LayerApply.apply(tar: blob, to: diffDir(chain), mode: applyMode,
                                               expect: expect,
                                               progress: progress.map { p in { p(stage, $0, $1) } })
+            try beforeRecord()
             let record = LayerRecord(chainID: chain, diffID: diffID, parent: parent, size: result.bytes, entries: result.entries)
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]

@@ -56,6 +56,22 @@ final class RegistryBadInputTests: RegistryTestCase {
         try pullFails(registry.address + "/app:v1", says: ["blob \(layer)", "truncated"])
     }
 
+    /// A layer is complete only with its blob kept: when the blob cannot be landed (here a
+    /// directory squats its name), the layer is not recorded either, so a `kill -9` between the
+    /// two can never leave a layer that `save` and `push` cannot send.
+    func testLayerNotCompleteWithoutItsBlob() throws {
+        try pushRaw(layers: [try tarData([("etc/big", big)])], repo: "app", tag: "v1", on: registry)
+        let layer = try layerDigest("app", "v1")
+        let squatter = store + "/blobs/sha256/" + String(layer.dropFirst("sha256:".count))
+        try FileManager.default.createDirectory(atPath: squatter, withIntermediateDirectories: true)
+        try pullFails(registry.address + "/app:v1", says: ["cannot store blob \(layer)"])
+        XCTAssertEqual(listDir(store + "/layers"), [], "a layer was recorded without its blob")
+        try FileManager.default.removeItem(atPath: squatter)
+        let r = try pull(registry.address + "/app:v1")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: squatter), "the blob is kept once the layer is")
+    }
+
     func testPinnedManifestDigestMismatch() throws {
         try pushRaw(layers: [try tarData([("a", "a")])], repo: "app", tag: "a", on: registry)
         let b = try pushRaw(layers: [try tarData([("b", "b")])], repo: "app", tag: "b", on: registry)
