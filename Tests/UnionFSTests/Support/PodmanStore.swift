@@ -27,9 +27,7 @@ struct PodmanStore {
         self.base = base
         self.mountProgram = mountProgram
         self.user = user
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        nofile = min(UInt64(limit.rlim_max), 1 << 20)
+        nofile = PodmanStore.nofileLimit
         for d in ["root", "runroot", "tmp"] {
             try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true)
         }
@@ -53,11 +51,21 @@ struct PodmanStore {
     /// Limits every container gets. podman's defaults (1M) exceed this machine's hard limits and
     /// raising a limit needs CAP_SYS_RESOURCE, which a root shell here may lack; nproc 4096 is
     /// plenty for a test.
-    var ulimits: [String] {
+    var ulimits: [String] { PodmanStore.containerLimits }
+
+    /// The same limits for a podman run outside a `PodmanStore` (the registry tests' own storage).
+    static var containerLimits: [String] {
         var limit = rlimit()
         getrlimit(Int32(__RLIMIT_NPROC.rawValue), &limit)
         let nproc = min(UInt64(limit.rlim_max), 4096)
-        return ["--ulimit", "nofile=\(nofile):\(nofile)", "--ulimit", "nproc=\(nproc):\(nproc)"]
+        return ["--ulimit", "nofile=\(nofileLimit):\(nofileLimit)", "--ulimit", "nproc=\(nproc):\(nproc)"]
+    }
+
+    /// The machine's hard open-files limit, at most 1M.
+    static var nofileLimit: UInt64 {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return min(UInt64(limit.rlim_max), 1 << 20)
     }
 
     /// Global flags: libpod state under the store, cgroupfs, file events, the runtime. The
