@@ -69,7 +69,7 @@ declare -A program=([native]="" [unionfs-swift]=$binary [fuse-overlayfs]=/usr/bi
 pod() { # pod SETUP ARGS...: podman on SETUP's own storage, as root or (rl-*) as the user
   local s=$1; shift
   local as=()
-  [[ $s == rl-* ]] && as=(runuser -u "$user" -- env -i HOME="/home/$user" XDG_RUNTIME_DIR="/run/user/$uid"
+  [[ $s == rl-* ]] && as=(runuser -u "$user" -- env -i -C "/home/$user" HOME="/home/$user" XDG_RUNTIME_DIR="/run/user/$uid"
                           PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin)
   "${as[@]}" env CONTAINERS_STORAGE_CONF="$tmp/$s/storage.conf" timeout 600 podman --tmpdir "$tmp/$s/tmp" \
     --cgroup-manager cgroupfs --events-backend file --runtime "$runtime" "$@"

@@ -94,7 +94,7 @@ struct PodmanStore {
         let env = ["HOME": user.home, "USER": user.name, "LOGNAME": user.name, "XDG_RUNTIME_DIR": user.runtimeDir,
                    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                    "CONTAINERS_STORAGE_CONF": base + "/storage.conf", "TMPDIR": base + "/tmp"]
-        return try Run.program("/usr/sbin/runuser", ["-u", user.name, "--", "/usr/bin/env", "-i"]
+        return try Run.program("/usr/sbin/runuser", ["-u", user.name, "--", "/usr/bin/env", "-i", "-C", user.home]
                                + env.keys.sorted().map { "\($0)=\(env[$0]!)" } + [program] + args,
                                timeout: timeout)
     }

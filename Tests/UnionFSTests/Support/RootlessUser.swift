@@ -58,7 +58,9 @@ final class RootlessUser {
                    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
         for (k, v) in environment { env[k] = v }
         let assignments = env.keys.sorted().map { "\($0)=\(env[$0]!)" }
-        return try Run.program("/usr/sbin/runuser", ["-u", name, "--", "/usr/bin/env", "-i"] + assignments
+        // From the user's home: the caller's directory may be closed to the user (a clone under
+        // /root), and podman refuses to start where it cannot chdir.
+        return try Run.program("/usr/sbin/runuser", ["-u", name, "--", "/usr/bin/env", "-i", "-C", home] + assignments
                                + ["/bin/sh", "-c", script], timeout: timeout)
     }
 
