@@ -95,18 +95,15 @@ extension UnionFileSystem {
     func withXattrPath<R>(_ id: NodeID, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
         let n = try node(id)
         if !n.isDirectory && n.isInUpper(stack) {
-            let (fd, _) = try ownFile(n)  // the node's own file, not what has its name now
-            defer { Sys.close(fd) }
-            return try withProcFDPath(fd, body)
+            let own = try ownFile(n)  // the node's own file, not what has its name now
+            return try withProcFDPath(own.descriptor, body)
         }
         return try n.withTopEntry { (dir, name) throws(Errno) -> R in
             switch name {
             case .some(let name):
-                let fd = try dir.openFile(name, O_PATH)
-                defer { Sys.close(fd) }
-                return try withProcFDPath(fd, body)
+                return try withProcFDPath(try dir.openFile(name, O_PATH), body)
             case .none:
-                return try withProcFDPath(dir.fd, body)
+                return try withProcFDPath(dir.descriptor, body)
             }
         }
     }

@@ -53,22 +53,20 @@ struct CopyUp {
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             let src = try entry.parentDir.openFile(name, O_RDONLY | O_NONBLOCK)
-            defer { Sys.close(src) }
-            let dst = try Sys.openat(staging.fd, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-            defer { Sys.close(dst) }
+            let dst = try staging.openFile(tempName, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             if !truncate { try Self.copyData(from: src, to: dst, size: Int64(st.st_size)) }
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
-            copyXattrs(fromFD: src, toFD: dst)
-            try Sys.fchmod(dst, st.st_mode & 0o7777)
-            try Sys.futimens(dst, (st.st_atim, st.st_mtim))
-            if sync { try Sys.fsync(dst) }
+            copyXattrs(from: src, to: dst)
+            try Sys.fchmod(dst.rawValue, st.st_mode & 0o7777)
+            try Sys.futimens(dst.rawValue, (st.st_atim, st.st_mtim))
+            if sync { try Sys.fsync(dst.rawValue) }
         case S_IFDIR:
             try Sys.mkdirat(staging.fd, temp, 0o700)
             let dst = try staging.openChild(tempName)
             let src: LayerDir
             if let top = entry.layers.first { src = top.dir } else { src = try entry.parentDir.openChild(name) }
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
-            copyXattrs(fromFD: src.fd, toFD: dst.fd)
+            copyXattrs(from: src.descriptor, to: dst.descriptor)
             try Sys.fchmod(dst.fd, st.st_mode & 0o7777)
             try Sys.futimens(dst.fd, (st.st_atim, st.st_mtim))
         case S_IFLNK:
@@ -94,8 +92,9 @@ struct CopyUp {
     /// Copies the data of `size` bytes: a reflink where the filesystem shares extents, otherwise
     /// `copy_file_range` over each data extent (found with `SEEK_DATA`/`SEEK_HOLE`), falling back
     /// to read/write where the kernel cannot copy between these filesystems. Holes stay holes.
-    static func copyData(from src: Int32, to dst: Int32, size: Int64) throws(Errno) {
+    static func copyData(from source: borrowing Descriptor, to target: borrowing Descriptor, size: Int64) throws(Errno) {
         guard size > 0 else { return }
+        let src = source.rawValue, dst = target.rawValue
         if unionfs_ficlone(dst, src) == 0 { return }
         var pos: Int64 = 0
         while pos < size {
@@ -105,27 +104,31 @@ struct CopyUp {
             catch .invalidArgument { start = pos }       // no SEEK_DATA here: copy everything
             if start >= size { break }
             let end = min(size, (try? Sys.lseek(src, start, unionfs_SEEK_HOLE)) ?? size)
-            try copyRange(from: src, to: dst, start: start, end: end)
+            try copyRange(from: source, to: target, start: start, end: end)
             pos = end
         }
         try Sys.ftruncate(dst, size)
     }
 
-    private static func copyRange(from src: Int32, to dst: Int32, start: Int64, end: Int64) throws(Errno) {
+    private static func copyRange(from source: borrowing Descriptor, to target: borrowing Descriptor,
+                                  start: Int64, end: Int64) throws(Errno) {
+        let src = source.rawValue, dst = target.rawValue
         var inOff = start, outOff = start
         while inOff < end {
             let n: Int
             do {
                 n = try Sys.copyFileRange(src, &inOff, dst, &outOff, Int(min(end - inOff, 1 << 30)))
             } catch where [.improperLink, .invalidArgument, .notSupported, .noFunction, .notSupportedOnSocket].contains(error) {
-                try copyByReading(from: src, to: dst, start: inOff, end: end)
+                try copyByReading(from: source, to: target, start: inOff, end: end)
                 return
             }
             if n == 0 { return }
         }
     }
 
-    private static func copyByReading(from src: Int32, to dst: Int32, start: Int64, end: Int64) throws(Errno) {
+    private static func copyByReading(from source: borrowing Descriptor, to target: borrowing Descriptor,
+                                      start: Int64, end: Int64) throws(Errno) {
+        let src = source.rawValue, dst = target.rawValue
         let size = 1 << 20
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
         defer { buf.deallocate() }
@@ -142,8 +145,8 @@ struct CopyUp {
     }
 
     /// Copies xattrs between two open files with libattr, leaving out `*.overlay.*`.
-    private func copyXattrs(fromFD src: Int32, toFD dst: Int32) {
-        _ = attr_copy_fd(nil, src, nil, dst, { name, _ in
+    private func copyXattrs(from src: borrowing Descriptor, to dst: borrowing Descriptor) {
+        _ = attr_copy_fd(nil, src.rawValue, nil, dst.rawValue, { name, _ in
             guard let name else { return 0 }
             return isOverlayXattr(name) ? 0 : 1
         }, nil)
@@ -154,9 +157,7 @@ struct CopyUp {
     private func copyXattrsByPath(fromDir dir: LayerDir, _ name: borrowing FileName,
                                   to staging: LayerDir, _ temp: borrowing FileName) throws(Errno) {
         let src = try dir.openFile(name, O_PATH)
-        defer { Sys.close(src) }
         let dst = try staging.openFile(temp, O_PATH)
-        defer { Sys.close(dst) }
         try withProcFDPath(src) { (srcPath) throws(Errno) in
             try withProcFDPath(dst) { (dstPath) throws(Errno) in
                 try XattrCopy.copyAll(from: srcPath, to: dstPath)

@@ -4,7 +4,7 @@ import SystemPackage
 extension UnionFileSystem {
     /// Opens a file for writing: a regular file is copied up first (with `O_TRUNC`, without its
     /// data); FIFOs and devices are opened where they are, never copied up on open.
-    func openForWrite(_ id: NodeID, flags: Int32) throws(Errno) -> Int32 {
+    func openForWrite(_ id: NodeID, flags: Int32) throws(Errno) -> Descriptor {
         let n = try node(id)
         let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
@@ -22,6 +22,11 @@ extension UnionFileSystem {
         guard writebackCache.load(ordering: .relaxed), flags & O_ACCMODE != O_RDONLY else { return flags }
         return (flags & ~(O_ACCMODE | O_APPEND)) | O_RDWR
     }
+
+    // The calls below act on a file the kernel opened: `fd` is its file handle (`fh`), the raw
+    // number the bridge keeps for it (`Descriptor.take()` at open, `init(adopting:)` at
+    // release), lent for the length of one call. This is the one place raw descriptors cross
+    // into the core.
 
     /// `write` of a buffer at `offset`.
     public func write(_ fd: Int32, _ data: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
