@@ -23,7 +23,7 @@ extension UnionFileSystem {
         var c = c
         c.uid = c.uid.map(options.idMapping.diskUID)
         c.gid = c.gid.map(options.idMapping.diskGID)
-        try copyUp(n, truncate: c.size == 0)
+        try copyUp(n, c.size == 0 ? .truncated : .entry)
         if overrideXattrName != nil && (c.uid != nil || c.gid != nil) && c.mode == nil {
             // A chown clears setuid and setgid; here the file's own chown does not see them.
             c.mode = Self.modeWithoutSetID(try getattr(id), callerInGroup: { _ in true })
@@ -87,24 +87,33 @@ extension UnionFileSystem {
         return (c.atime ?? omit, c.mtime ?? omit)
     }
 
-    /// `setxattr`; the private overlay xattrs cannot be set through the mount.
+    /// `setxattr`. `<ns>.overlay.X` is stored escaped, as `<ns>.overlay.overlay.X`, as the
+    /// kernel stores it; the other namespace's markers are refused (`OverlayXattrs`).
     public func setxattr(_ id: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
                          flags: Int32) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
-        if isOverlayXattr(name) { throw .notPermitted }
+        // Refused before anything is copied up.
+        try stack.overlayXattrs.withStoredName(name, forWriting: true) { (_) throws(Errno) in }
         let n = try node(id)
         try copyUp(n)
         n.state.withLock { $0.hasNoXattrs = false }
-        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathSetxattr(path, name, value, flags) }
+        try withXattrPath(id) { (path) throws(Errno) in
+            try stack.overlayXattrs.withStoredName(name, forWriting: true) { (stored) throws(Errno) in
+                try Sys.pathSetxattr(path, stored, value, flags)
+            }
+        }
     }
 
-    /// `removexattr`.
+    /// `removexattr`, of the stored name as `setxattr` writes it.
     public func removexattr(_ id: NodeID, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
-        if isOverlayXattr(name) { throw .noData }
         // Nothing to copy up for an xattr that does not exist.
         _ = try getxattr(id, name: name, size: 0)
         try copyUp(try node(id))
-        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathRemovexattr(path, name) }
+        try withXattrPath(id) { (path) throws(Errno) in
+            try stack.overlayXattrs.withStoredName(name, forWriting: false) { (stored) throws(Errno) in
+                try Sys.pathRemovexattr(path, stored)
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ extension UnionFileSystem {
         let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
         if entry.stat.st_mode & S_IFMT == S_IFREG {
-            try copyUp(n, truncate: flags & O_TRUNC != 0)
+            try copyUp(n, flags & O_TRUNC != 0 ? .truncated : .entry)
         }
         let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
         return try openOwn(n, flags: writebackFlags(flags & keep))
