@@ -19,7 +19,7 @@ public final class UnionView: Sendable {
     public func root() throws(Errno) -> ResolvedEntry {
         let top = stack.layers[0].root
         var st = try top.stat()
-        st.st_ino = ino_t(InodeNumbers.root)
+        st.st_ino = ino_t(NodeID.root.rawValue)
         return ResolvedEntry(stat: st, topLayer: 0, parentDir: top, layers: stack.rootLayers)
     }
 
@@ -30,8 +30,7 @@ public final class UnionView: Sendable {
             if component == "." { continue }
             guard component != ".." else { throw .invalidArgument }
             guard current.isDirectory else { throw .notDirectory }
-            let name = try Name(String(component))
-            current = try name.withCString { (n) throws(Errno) -> ResolvedEntry in
+            current = try FileName.validating(String(component)) { (n) throws(Errno) -> ResolvedEntry in
                 var r = try stack.resolve(n, in: current.layers)
                 r.stat.st_ino = ino_t(stack.inodes.reported(FileID(r.stat)))
                 return r
@@ -56,42 +55,40 @@ public final class UnionView: Sendable {
     public func readlink(_ path: String) throws(Errno) -> String {
         let (entry, name) = try resolveWithName(path)
         guard entry.stat.st_mode & S_IFMT == S_IFLNK else { throw .invalidArgument }
-        let bytes = try name.withCString { (n) throws(Errno) in try entry.parentDir.readlink(n) }
+        let bytes = try name.withFileName { (n) throws(Errno) in try entry.parentDir.readlink(n) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads up to `count` bytes at `offset` of a regular file in the merged view.
     public func read(_ path: String, offset: Int64 = 0, count: Int) throws(Errno) -> [UInt8] {
-        let fd = try open(path)
-        defer { Sys.close(fd) }
+        let file = try open(path)
         var buf = [UInt8](repeating: 0, count: count)
-        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pread(fd, b, offset) } }
+        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pread(file.rawValue, b, offset) } }
         buf.removeLast(count - n)
         return buf
     }
 
     /// Reads a whole regular file in the merged view.
     public func readAll(_ path: String) throws(Errno) -> [UInt8] {
-        let fd = try open(path)
-        defer { Sys.close(fd) }
+        let file = try open(path)
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var offset: Int64 = 0
         while true {
-            let n = try Errno.lift { try chunk.withUnsafeMutableBytes { b in try Sys.pread(fd, b, offset) } }
+            let n = try Errno.lift { try chunk.withUnsafeMutableBytes { b in try Sys.pread(file.rawValue, b, offset) } }
             if n == 0 { return out }
             out.append(contentsOf: chunk[0..<n])
             offset += Int64(n)
         }
     }
 
-    /// Opens a regular file of the merged view read-only; the caller closes the descriptor.
-    public func open(_ path: String) throws(Errno) -> Int32 {
+    /// Opens a regular file of the merged view read-only.
+    public func open(_ path: String) throws(Errno) -> Descriptor {
         let (entry, name) = try resolveWithName(path)
         guard entry.stat.st_mode & S_IFMT == S_IFREG else {
             throw entry.isDirectory ? .isDirectory : .invalidArgument
         }
-        return try name.withCString { (n) throws(Errno) in
+        return try name.withFileName { (n) throws(Errno) in
             try entry.parentDir.openFile(n, O_RDONLY | O_NONBLOCK)
         }
     }
