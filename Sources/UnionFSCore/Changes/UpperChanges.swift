@@ -18,7 +18,7 @@ public final class UpperChanges: Sendable {
                 format: UpperFormat = .any) throws(ConfigurationError) {
         lowers = try LayerStack(LayerStackConfiguration(lowerdirs: lowerdirs, xattrNamespace: xattrNamespace))
         do { upper = try LayerDir.openRoot(path: upperdir) } catch {
-            throw ConfigurationError("upperdir '\(upperdir)': \(error)")
+            throw UnionFSError("upperdir '\(upperdir)'", wrapping: error)
         }
         if let st = try? upper.stat(), let same = lowers.layers.first(where: { (try? $0.root.stat()).map(FileID.init) == FileID(st) }) {
             throw ConfigurationError("upperdir '\(upperdir)' is the same directory as lowerdir '\(same.path)'")
