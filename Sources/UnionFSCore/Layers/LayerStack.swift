@@ -35,7 +35,7 @@ public final class LayerStack: Sendable {
     /// Which xattrs are the overlay's, and how the rest are stored (escaping).
     let overlayXattrs: OverlayXattrs
     /// The merged root's layers, read once at open.
-    let rootDirLayers: [DirLayer]
+    let rootParts: [DirectoryPart]
 
     public init(_ configuration: LayerStackConfiguration) throws(ConfigurationError) {
         self.configuration = configuration
@@ -106,9 +106,9 @@ public final class LayerStack: Sendable {
         // whiteouts (opaque value "x"), which readdir must then hide.
         let ns = c.xattrNamespace ?? XattrNamespace.forThisProcess
         let names = OverlayXattrNames(ns)
-        self.rootDirLayers = indexed.map { l in
+        self.rootParts = indexed.map { l in
             let probe = names.opaqueProbe(l.root, lower: !l.isUpper)
-            return DirLayer(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
+            return DirectoryPart(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
         }
         self.xattrNamespace = ns
         self.xattrNamespaceDetected = c.xattrNamespace == nil

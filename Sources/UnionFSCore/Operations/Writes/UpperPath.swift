@@ -12,7 +12,7 @@ extension UnionFileSystem {
 
     /// True when a lower layer of the directory `layers` (everything but the upper) still shows
     /// `name`: removing or moving it away from the upper must then leave a whiteout.
-    func lowerShows(_ name: borrowing FileName, in layers: [DirLayer]) -> Bool {
+    func lowerShows(_ name: borrowing FileName, in layers: [DirectoryPart]) -> Bool {
         let lower = layers.filter { $0.layer != 0 }
         guard !lower.isEmpty else { return false }
         return (try? stack.resolve(name, in: lower)) != nil
