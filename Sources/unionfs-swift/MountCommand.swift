@@ -17,6 +17,11 @@ struct MountCommand: ParsableCommand {
                          user.overlay.* (rootless); lowers are read in both
       userxattr          the kernel's spelling of xattr_namespace=user
       no_oci_whiteouts   ignore .wh.NAME/.wh..wh..opq in lowers (as the kernel)
+      whiteout=auto|chardev|oci  how the upper records deletions: 0:0 char
+                         devices and the opaque xattr (the kernel's form), or
+                         .wh.NAME and .wh..wh..opq files (OCI form, read back
+                         the same; the kernel cannot mount such an upper);
+                         auto (default) tries mknod in the workdir
       ro                 refuse every change, even with an upperdir
       volatile           no fsync of copied-up data (a host crash may lose it)
       fsync=0|1          fuse-overlayfs's form: fsync=0 is volatile
@@ -92,6 +97,10 @@ enum MountPreflight {
         if debug || options.debug {
             let why = stack.xattrNamespaceDetected ? "chosen: \(Privilege.current)" : "given by an option"
             printError("unionfs-swift: overlay xattrs in \(stack.xattrNamespace.overlayPrefix)* (\(why))")
+            if stack.isWritable {
+                let form = stack.whiteoutForm == .oci ? "OCI .wh. files" : "0:0 character devices"
+                printError("unionfs-swift: whiteouts as \(form) (\(stack.whiteoutFormReason))")
+            }
         }
         try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem

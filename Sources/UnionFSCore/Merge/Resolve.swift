@@ -87,16 +87,14 @@ extension LayerStack {
     @inline(__always)
     func probe(_ name: UnsafePointer<CChar>, in dl: DirLayer) throws(Errno) -> LayerHit {
         let isLower = !layers[dl.layer].isUpper
+        let oci = readsOCI(dl.layer)
         // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
-        if isLower && configuration.ociWhiteouts && name[0] == 0x2e && name[1] == 0x77
-            && name[2] == 0x68 && name[3] == 0x2e {
-            return .absent
-        }
+        if oci && OCIMarkers.isMarker(name) { return .absent }
         let st: stat
         do {
             st = try dl.dir.stat(name)
         } catch .noSuchFileOrDirectory {
-            if isLower && configuration.ociWhiteouts && hasOCIWhiteout(for: name, in: dl.dir) {
+            if oci && hasOCIWhiteout(for: name, in: dl.dir) {
                 return .whiteout
             }
             return .absent
@@ -136,7 +134,7 @@ extension LayerStack {
 
     /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
     /// with the exact value "y" (any other value or length is not opaque; "x" marks xattr
-    /// whiteouts), or in lower layers with OCI whiteouts on, a `.wh..wh..opq` entry.
+    /// whiteouts), or in a layer read in the OCI form, a `.wh..wh..opq` entry.
     func opacity(of dir: LayerDir, layer: Int) -> Opacity {
         let probe = names.opaqueProbe(dir, lower: !layers[layer].isUpper)
         switch probe {
@@ -144,7 +142,7 @@ extension LayerStack {
         case .value([0x78]): return .holdsXattrWhiteouts
         default: break
         }
-        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(".wh..wh..opq")) != nil {
+        if readsOCI(layer) && (try? dir.stat(".wh..wh..opq")) != nil {
             return .opaque
         }
         return .none

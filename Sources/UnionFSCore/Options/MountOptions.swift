@@ -80,6 +80,14 @@ public struct MountOptions: Sendable, Equatable {
             default: throw ConfigurationError("option 'xattr_namespace' takes trusted, user or auto, got '\(value ?? "")'")
             }
         case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
+        case "whiteout":
+            // Overrides the choice made by trying mknod in the workdir (see WhiteoutForm.detect).
+            switch try required() {
+            case "chardev": stack.whiteoutForm = .chardev
+            case "oci": stack.whiteoutForm = .oci
+            case "auto": stack.whiteoutForm = nil
+            default: throw ConfigurationError("option 'whiteout' takes auto, chardev or oci, got '\(value ?? "")'")
+            }
         case "volatile": try noValue(); fileSystem.volatile = true
         case "fsync":
             // fuse-overlayfs's spelling, often in storage.conf's mountopt: fsync=0 is volatile.

@@ -61,6 +61,7 @@ extension UnionFileSystem {
         let p = try node(newParent)
         defer { p.listingChanged() }
         let nameObj = try Name(validating: newName)
+        try checkStorable(newName)
         if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
         try copyUp(source)
         let upper = try upperDirectory(of: p)
@@ -93,6 +94,7 @@ extension UnionFileSystem {
         let p = try node(parent)
         defer { p.listingChanged() }
         _ = try Name(validating: name)
+        try checkStorable(name)
         if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }
         let upper = try upperDirectory(of: p)
         let parentStat = try upper.stat()
@@ -179,6 +181,7 @@ extension UnionFileSystem {
     /// which then goes from the workdir.
     func replaceWhiteout(temp: UnsafePointer<CChar>, name: UnsafePointer<CChar>, in upper: LayerDir,
                          isDirectory: Bool) throws(Errno) {
+        if stack.ociUpper { try ociLand(temp: temp, name: name, in: upper); return }
         let staging = stack.staging!
         if isDirectory {
             try Sys.renameat2(staging.fd, temp, upper.fd, name, Sys.renameExchange)
