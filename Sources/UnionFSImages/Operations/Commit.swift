@@ -21,7 +21,8 @@ extension ImageStore {
         let chains = image.chainIDs
         let held = try useLayers(chains)
         defer { _ = held }
-        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace)
+        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace,
+                                      owners: recordedOwners)
         let layerPath = add.staging + "/layer"
         let fd = open(layerPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ImageError("cannot create '\(layerPath)': \(Files.errorText())") }

@@ -25,7 +25,9 @@ extension ImageStore {
             } catch { throw ImageError("\(stage): \(error)") }
         }
         if !Files.exists(flat) { guard mkdir(flat, 0o755) == 0 else { throw ImageError("cannot create '\(flat)': \(Files.errorText())") } }
-        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace)
+        // Flattened without root, the tree keeps owners as the store's layers do.
+        let owners: OwnerRecords = geteuid() == 0 ? .files : .overrideXattr(uid: geteuid(), gid: getegid())
+        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace, owners: owners)
         let partial = out + ".partial-\(getpid())"
         let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ImageError("cannot create '\(partial)': \(Files.errorText())") }
