@@ -21,7 +21,7 @@ public enum OwnerRecords: Sendable, Equatable {
     static let xattrName = "user.containers.override_stat"
 
     /// `st` with the recorded owner and mode of the entry `name` in `dir`.
-    package func recorded(_ st: stat, in dir: LayerDir, _ name: UnsafePointer<CChar>) -> stat {
+    package func recorded(_ st: stat, in dir: LayerDir, _ name: borrowing FileName) -> stat {
         guard case .overrideXattr(let uid, let gid) = self else { return st }
         var s = st
         let type = st.st_mode & S_IFMT

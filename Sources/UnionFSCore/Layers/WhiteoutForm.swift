@@ -33,31 +33,25 @@ public enum WhiteoutForm: String, Sendable, Equatable {
     }
 }
 
-/// The names the OCI form reserves in an upper that keeps it.
+/// The marker files of an upper that keeps the OCI form.
 package enum OCIMarkers {
-    /// True when `name` starts with `.wh.`: a marker in an OCI-form layer, never a file.
-    @inline(__always)
-    static func isMarker(_ name: UnsafePointer<CChar>) -> Bool {
-        name[0] == 0x2e && name[1] == 0x77 && name[2] == 0x68 && name[3] == 0x2e
-    }
-
     /// Calls `body` with `.wh.<name>`; `ENAMETOOLONG` when that exceeds `NAME_MAX`.
-    static func withWhiteoutName<R>(_ name: UnsafePointer<CChar>,
-                                    _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
-        guard let w = try Name(validating: name).prefixed(".wh.") else { throw .fileNameTooLong }
-        return try w.withCString(body)
+    static func withWhiteoutName<R>(_ name: borrowing FileName,
+                                    _ body: (borrowing FileName) throws(Errno) -> R) throws(Errno) -> R {
+        guard let r = try name.withPrefix(".wh.", body) else { throw .fileNameTooLong }
+        return r
     }
 
     /// Creates the empty marker file `name` in `dir`; one that exists already is kept.
-    static func create(_ name: UnsafePointer<CChar>, in dir: LayerDir) throws(Errno) {
+    static func create(_ name: borrowing FileName, in dir: LayerDir) throws(Errno) {
         do {
-            let fd = try Sys.openat(dir.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            let fd = try Sys.openat(dir.fd, name.cString, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             Sys.close(fd)
         } catch .fileExists {}
     }
 
     /// Removes the marker file `name` in `dir` if there is one.
-    static func remove(_ name: UnsafePointer<CChar>, in dir: LayerDir) throws(Errno) {
-        do { try Sys.unlinkat(dir.fd, name, 0) } catch .noSuchFileOrDirectory {}
+    static func remove(_ name: borrowing FileName, in dir: LayerDir) throws(Errno) {
+        do { try Sys.unlinkat(dir.fd, name.cString, 0) } catch .noSuchFileOrDirectory {}
     }
 }

@@ -12,8 +12,10 @@ extension Bridge {
             let c = r.context
             do throws(Errno) {
                 var info = fi!.pointee
-                let (st, fd) = try fs.create(parent: UInt64(parent), name: name!, mode: mode, flags: info.flags,
-                                             caller: Caller(uid: c.uid, gid: c.gid))
+                let (st, fd) = try FileName.validating(name!) { (n) throws(Errno) in
+                    try fs.create(parent: NodeID(parent), name: n, mode: mode, flags: info.flags,
+                                  caller: Caller(uid: c.uid, gid: c.gid))
+                }
                 info.fh = Bridge.handle(fd, flags: info.flags)
                 info.keep_cache = 1
                 if !fs.closeCanFail { info.noflush = 1 }  // as in `open`
@@ -25,8 +27,10 @@ extension Bridge {
             let fs = r.fileSystem
             let c = r.context
             do throws(Errno) {
-                let st = try fs.mknod(parent: UInt64(parent), name: name!, mode: mode, rdev: rdev,
-                                      caller: Caller(uid: c.uid, gid: c.gid))
+                let st = try FileName.validating(name!) { (n) throws(Errno) in
+                    try fs.mknod(parent: NodeID(parent), name: n, mode: mode, rdev: rdev,
+                                 caller: Caller(uid: c.uid, gid: c.gid))
+                }
                 r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
             } catch { r.reply(error: error) }
         }
@@ -35,8 +39,9 @@ extension Bridge {
             let fs = r.fileSystem
             let c = r.context
             do throws(Errno) {
-                let st = try fs.mkdir(parent: UInt64(parent), name: name!, mode: mode,
-                                      caller: Caller(uid: c.uid, gid: c.gid))
+                let st = try FileName.validating(name!) { (n) throws(Errno) in
+                    try fs.mkdir(parent: NodeID(parent), name: n, mode: mode, caller: Caller(uid: c.uid, gid: c.gid))
+                }
                 r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
             } catch { r.reply(error: error) }
         }
@@ -45,8 +50,10 @@ extension Bridge {
             let fs = r.fileSystem
             let c = r.context
             do throws(Errno) {
-                let st = try fs.symlink(target: target!, parent: UInt64(parent), name: name!,
-                                        caller: Caller(uid: c.uid, gid: c.gid))
+                let st = try FileName.validating(name!) { (n) throws(Errno) in
+                    try fs.symlink(target: target!, parent: NodeID(parent), name: n,
+                                   caller: Caller(uid: c.uid, gid: c.gid))
+                }
                 r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
             } catch { r.reply(error: error) }
         }
@@ -54,29 +61,38 @@ extension Bridge {
             let r = Request(req!)
             let fs = r.fileSystem
             do throws(Errno) {
-                let st = try fs.link(UInt64(ino), newParent: UInt64(newParent), newName: newName!)
+                let st = try FileName.validating(newName!) { (n) throws(Errno) in
+                    try fs.link(NodeID(ino), newParent: NodeID(newParent), newName: n)
+                }
                 r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
             } catch { r.reply(error: error) }
         }
         ops.unlink = { req, parent, name in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.unlink(parent: UInt64(parent), name: name!)
+                let fs = r.fileSystem
+                try FileName.validating(name!) { (n) throws(Errno) in try fs.unlink(parent: NodeID(parent), name: n) }
                 r.replyOK()
             } catch { r.reply(error: error) }
         }
         ops.rmdir = { req, parent, name in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.rmdir(parent: UInt64(parent), name: name!)
+                let fs = r.fileSystem
+                try FileName.validating(name!) { (n) throws(Errno) in try fs.rmdir(parent: NodeID(parent), name: n) }
                 r.replyOK()
             } catch { r.reply(error: error) }
         }
         ops.rename = { req, parent, name, newParent, newName, flags in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.rename(parent: UInt64(parent), name: name!, newParent: UInt64(newParent),
-                                        newName: newName!, flags: flags)
+                let fs = r.fileSystem
+                try FileName.validating(name!) { (from) throws(Errno) in
+                    try FileName.validating(newName!) { (to) throws(Errno) in
+                        try fs.rename(parent: NodeID(parent), name: from, newParent: NodeID(newParent),
+                                      newName: to, flags: flags)
+                    }
+                }
                 r.replyOK()
             } catch { r.reply(error: error) }
         }
@@ -96,15 +112,15 @@ extension Bridge {
             let fd = fi.map { Int32(truncatingIfNeeded: $0.pointee.fh) }
             do throws(Errno) {
                 if c.size != nil && c.mode == nil {
-                    c.mode = try fs.modeClearingSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
+                    c.mode = try fs.modeClearingSetID(NodeID(ino), caller: r.context.uid, inGroup: r.groupCheck)
                 }
-                let st = try fs.setattr(UInt64(ino), c, fd: fd)
+                let st = try fs.setattr(NodeID(ino), c, fd: fd)
                 r.reply(attributes: st, timeout: fs.options.timeout)
             } catch { r.reply(error: error) }
         }
         ops.write_buf = { req, ino, bufv, off, fi in
             let r = Request(req!)
-            do throws(Errno) { try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck) } catch {
+            do throws(Errno) { try r.fileSystem.clearSetID(NodeID(ino), caller: r.context.uid, inGroup: r.groupCheck) } catch {
                 r.reply(error: error)
                 return
             }
@@ -139,7 +155,7 @@ extension Bridge {
         ops.fsyncdir = { req, ino, _, _ in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.fsyncdir(UInt64(ino))
+                try r.fileSystem.fsyncdir(NodeID(ino))
                 r.replyOK()
             } catch { r.reply(error: error) }
         }
@@ -162,7 +178,7 @@ extension Bridge {
         }
         ops.lseek = { req, ino, off, whence, fi in
             let r = Request(req!)
-            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fi!.pointee.fh)
+            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, NodeID(ino), fi!.pointee.fh)
             do throws(Errno) {
                 let pos = try withExtendedLifetime(owner) { () throws(Errno) in
                     try r.fileSystem.lseek(fd, offset: Int64(off), whence: whence)
@@ -173,7 +189,7 @@ extension Bridge {
         ops.setxattr = { req, ino, name, value, size, flags in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.setxattr(UInt64(ino), name: name!,
+                try r.fileSystem.setxattr(NodeID(ino), name: name!,
                                           value: UnsafeRawBufferPointer(start: value, count: size), flags: flags)
                 r.replyOK()
             } catch { r.reply(error: error) }
@@ -181,7 +197,7 @@ extension Bridge {
         ops.removexattr = { req, ino, name in
             let r = Request(req!)
             do throws(Errno) {
-                try r.fileSystem.removexattr(UInt64(ino), name: name!)
+                try r.fileSystem.removexattr(NodeID(ino), name: name!)
                 r.replyOK()
             } catch { r.reply(error: error) }
         }

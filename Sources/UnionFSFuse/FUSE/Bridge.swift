@@ -20,8 +20,10 @@ enum Bridge {
             let r = Request(req!)
             let fs = r.fileSystem
             do throws(Errno) {
-                let st = try fs.lookup(parent: UInt64(parent), name: name!)
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
+                let entry = try FileName.validating(name!) { (n) throws(Errno) in
+                    try fs.lookup(parent: NodeID(parent), name: n)
+                }
+                r.reply(entry: fuse_entry_param(entry, timeout: fs.options.timeout))
             } catch .noSuchFileOrDirectory {
                 // A negative entry (node id 0) the kernel may cache: names appear only through
                 // this mount, and the kernel drops the negative entry when it creates one.
@@ -32,14 +34,14 @@ enum Bridge {
         }
         ops.forget = { req, ino, count in
             let r = Request(req!)
-            r.fileSystem.forget(UInt64(ino), count: count)
+            r.fileSystem.forget(NodeID(ino), count: count)
             r.replyNone()
         }
         ops.forget_multi = { req, count, forgets in
             let r = Request(req!)
             let fs = r.fileSystem
             if let forgets {
-                for i in 0..<count { fs.forget(UInt64(forgets[i].ino), count: forgets[i].nlookup) }
+                for i in 0..<count { fs.forget(NodeID(forgets[i].ino), count: forgets[i].nlookup) }
             }
             r.replyNone()
         }
@@ -49,9 +51,9 @@ enum Bridge {
             do throws(Errno) {
                 let st: stat
                 if let fi, fi.pointee.fh & Bridge.lowerHandle == 0 {
-                    st = try fs.getattr(UInt64(ino), openFile: Int32(truncatingIfNeeded: fi.pointee.fh))
+                    st = try fs.getattr(NodeID(ino), openFile: Int32(truncatingIfNeeded: fi.pointee.fh))
                 } else {
-                    st = try fs.getattr(UInt64(ino))
+                    st = try fs.getattr(NodeID(ino))
                 }
                 r.reply(attributes: st, timeout: fs.options.timeout)
             } catch { r.reply(error: error) }
@@ -59,7 +61,7 @@ enum Bridge {
         ops.readlink = { req, ino in
             let r = Request(req!)
             do throws(Errno) {
-                let link = try r.fileSystem.readlink(UInt64(ino))
+                let link = try r.fileSystem.readlink(NodeID(ino))
                 r.reply(link: link)
             } catch { r.reply(error: error) }
         }
@@ -73,7 +75,7 @@ enum Bridge {
                 return
             }
             do throws(Errno) {
-                guard try fs.getattr(UInt64(ino)).st_mode & S_IFMT == S_IFDIR else { throw .notDirectory }
+                guard try fs.getattr(NodeID(ino)).st_mode & S_IFMT == S_IFDIR else { throw .notDirectory }
                 var info = fi!.pointee
                 info.fh = 0
                 // Let the kernel keep the listing in its page cache. It fills that cache from
@@ -87,10 +89,10 @@ enum Bridge {
             } catch { r.reply(error: error) }
         }
         ops.readdir = { req, ino, size, off, _ in
-            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: false)
+            Bridge.readdir(Request(req!), NodeID(ino), size: size, offset: off, plus: false)
         }
         ops.readdirplus = { req, ino, size, off, _ in
-            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: true)
+            Bridge.readdir(Request(req!), NodeID(ino), size: size, offset: off, plus: true)
         }
         ops.releasedir = { req, _, _ in
             Request(req!).replyOK()  // nothing to free: see opendir
@@ -99,10 +101,10 @@ enum Bridge {
             let r = Request(req!)
             do throws(Errno) {
                 var info = fi!.pointee
-                let (fd, lower) = try r.fileSystem.openHandle(UInt64(ino), flags: info.flags)
+                let (fd, lower) = try r.fileSystem.openHandle(NodeID(ino), flags: info.flags)
                 if info.flags & O_TRUNC != 0 {
                     do throws(Errno) {
-                        try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
+                        try r.fileSystem.clearSetID(NodeID(ino), caller: r.context.uid, inGroup: r.groupCheck)
                     } catch {
                         r.fileSystem.release(fd)
                         throw error
@@ -119,7 +121,7 @@ enum Bridge {
         ops.read = { req, ino, size, off, fi in
             let r = Request(req!)
             let fh = fi!.pointee.fh
-            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fh)
+            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, NodeID(ino), fh)
             if fh & Bridge.directHandle != 0 && owner == nil {
                 Bridge.readDirect(r, fd, size: size, at: off)
                 return
@@ -135,21 +137,21 @@ enum Bridge {
         ops.statfs = { req, ino in
             let r = Request(req!)
             do throws(Errno) {
-                let st = try r.fileSystem.statfs(UInt64(ino))
+                let st = try r.fileSystem.statfs(NodeID(ino))
                 r.reply(statfs: st)
             } catch { r.reply(error: error) }
         }
         ops.getxattr = { req, ino, name, size in
             let r = Request(req!)
             do throws(Errno) {
-                let answer = try r.fileSystem.getxattr(UInt64(ino), name: name!, size: size)
+                let answer = try r.fileSystem.getxattr(NodeID(ino), name: name!, size: size)
                 r.reply(xattr: answer)
             } catch { r.reply(error: error) }
         }
         ops.listxattr = { req, ino, size in
             let r = Request(req!)
             do throws(Errno) {
-                let answer = try r.fileSystem.listxattr(UInt64(ino), size: size)
+                let answer = try r.fileSystem.listxattr(NodeID(ino), size: size)
                 r.reply(xattr: answer)
             } catch { r.reply(error: error) }
         }
@@ -157,7 +159,7 @@ enum Bridge {
             let r = Request(req!)
             let c = r.context
             do throws(Errno) {
-                try r.fileSystem.access(UInt64(ino), mask: mask, uid: c.uid, gid: c.gid,
+                try r.fileSystem.access(NodeID(ino), mask: mask, uid: c.uid, gid: c.gid,
                                         groups: Bridge.groups(r.raw))
                 r.replyOK()
             } catch { r.reply(error: error) }
@@ -200,7 +202,7 @@ enum Bridge {
 
 
     /// Fills one readdir(plus) reply from the directory's shared listing, after `offset`.
-    static func readdir(_ r: consuming Request, _ ino: UInt64, size: Int, offset: off_t, plus: Bool) {
+    static func readdir(_ r: consuming Request, _ ino: NodeID, size: Int, offset: off_t, plus: Bool) {
         let fs = r.fileSystem
         let handle: DirectoryHandle
         do throws(Errno) { handle = try fs.sharedListing(ino) } catch { r.reply(error: error); return }
@@ -227,17 +229,16 @@ enum Bridge {
                     let need = fuse_add_direntry_plus(r.raw, nil, 0, name, nil, 0)
                     if need > room { return need }
                     var param = fuse_entry_param()
-                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
-                        param = fuse_entry_param(st, timeout: fs.options.timeout)
-                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
+                    if index >= 2, let entry = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
+                        param = fuse_entry_param(entry, timeout: fs.options.timeout)
                     } else {
-                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
+                        param.attr.st_ino = ino_t(e.ino)
                         param.attr.st_mode = mode_t(e.type) << 12
                     }
                     return fuse_add_direntry_plus(r.raw, dst, room, name, &param, next)
                 } else {
                     var st = stat()
-                    st.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
+                    st.st_ino = ino_t(e.ino)
                     st.st_mode = mode_t(e.type) << 12
                     return fuse_add_direntry(r.raw, dst, room, name, &st, next)
                 }

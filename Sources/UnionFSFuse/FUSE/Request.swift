@@ -5,8 +5,8 @@ import UnionFSCore
 
 /// A FUSE request that must be answered exactly once.
 ///
-/// Replies carry node ids as the kernel's inode numbers and `st_ino` as the mount shows it
-/// (`InodeNumbers.shown`: the same but for per-name nodes of lower hard links).
+/// Replies carry node ids (`NodeID`) as the kernel's inode numbers and `st_ino` as the core
+/// gives it (the number the mount shows, `InodeNumbers.shown`).
 ///
 /// Every `reply…` method consumes the request, so the compiler rejects a second reply; and if a
 /// handler lets a request go without replying, `deinit` answers `EIO` so the caller never hangs.
@@ -56,21 +56,18 @@ struct Request: ~Copyable {
 
     consuming func reply(entry: fuse_entry_param) {
         var e = entry
-        e.attr.st_ino = ino_t(fileSystem.stack.inodes.shown(UInt64(e.attr.st_ino)))
         fuse_reply_entry(raw, &e)
         discard self
     }
 
     consuming func reply(create entry: fuse_entry_param, file: fuse_file_info) {
         var e = entry, f = file
-        e.attr.st_ino = ino_t(fileSystem.stack.inodes.shown(UInt64(e.attr.st_ino)))
         fuse_reply_create(raw, &e, &f)
         discard self
     }
 
     consuming func reply(attributes st: stat, timeout: Double) {
         var s = st
-        s.st_ino = ino_t(fileSystem.stack.inodes.shown(UInt64(s.st_ino)))
         fuse_reply_attr(raw, &s, timeout)
         discard self
     }
@@ -135,12 +132,12 @@ struct Request: ~Copyable {
 }
 
 extension fuse_entry_param {
-    /// An entry reply for `st`, cached by the kernel for `timeout` seconds.
-    init(_ st: stat, timeout: Double) {
+    /// An entry reply for `entry`, cached by the kernel for `timeout` seconds.
+    init(_ entry: NodeEntry, timeout: Double) {
         self.init()
-        ino = fuse_ino_t(st.st_ino)
+        ino = fuse_ino_t(entry.node.rawValue)
         generation = 1
-        attr = st
+        attr = entry.attributes
         attr_timeout = timeout
         entry_timeout = timeout
     }

@@ -11,14 +11,14 @@ import SystemPackage
 /// A crash between the steps leaves at worst a redundant marker next to an entry.
 extension UnionFileSystem {
     /// What the upper holds under `name`: the entry, else a whiteout when `.wh.<name>` exists.
-    func ociUpperEntry(_ name: UnsafePointer<CChar>, in upper: LayerDir) -> UpperEntry {
+    func ociUpperEntry(_ name: borrowing FileName, in upper: LayerDir) -> UpperEntry {
         if let st = try? upper.stat(name) { return .entry(st) }
         return stack.hasOCIWhiteout(for: name, in: upper) ? .whiteout : .absent
     }
 
     /// Makes `name` a whiteout: the marker first, then the entry (a directory through the
     /// workdir, so it never shows half emptied) goes.
-    func ociWhiteOut(_ name: UnsafePointer<CChar>, in upper: LayerDir, current: UpperEntry) throws(Errno) {
+    func ociWhiteOut(_ name: borrowing FileName, in upper: LayerDir, current: UpperEntry) throws(Errno) {
         if case .whiteout = current { return }
         try OCIMarkers.withWhiteoutName(name) { (w) throws(Errno) in try OCIMarkers.create(w, in: upper) }
         if case .entry(let st) = current {
@@ -28,30 +28,30 @@ extension UnionFileSystem {
 
     /// Lands the staged entry `temp` at `name` (where the upper has no entry), then drops the
     /// marker that hid the lower name: the new entry, opaque if a directory, hides it now.
-    func ociLand(temp: UnsafePointer<CChar>, name: UnsafePointer<CChar>, in upper: LayerDir) throws(Errno) {
-        try Sys.renameat2(stack.staging!.fd, temp, upper.fd, name, Sys.renameNoReplace)
+    func ociLand(temp: borrowing FileName, name: borrowing FileName, in upper: LayerDir) throws(Errno) {
+        try Sys.renameat2(stack.staging!.fd, temp.cString, upper.fd, name.cString, Sys.renameNoReplace)
         try dropOCIWhiteout(name, in: upper)
     }
 
     /// Removes `.wh.<name>` from `upper` after an entry arrived at `name`.
-    func dropOCIWhiteout(_ name: UnsafePointer<CChar>, in upper: LayerDir) throws(Errno) {
+    func dropOCIWhiteout(_ name: borrowing FileName, in upper: LayerDir) throws(Errno) {
         try OCIMarkers.withWhiteoutName(name) { (w) throws(Errno) in try OCIMarkers.remove(w, in: upper) }
     }
 
     /// A rename in the upper that leaves a whiteout at the source when asked: the marker first
     /// (the entry still shows), then the move, then the target's old marker goes.
-    func ociMove(_ from: LayerDir, _ name: UnsafePointer<CChar>, _ to: LayerDir,
-                 _ newName: UnsafePointer<CChar>, whiteout: Bool) throws(Errno) {
+    func ociMove(_ from: LayerDir, _ name: borrowing FileName, _ to: LayerDir,
+                 _ newName: borrowing FileName, whiteout: Bool) throws(Errno) {
         if whiteout {
             try OCIMarkers.withWhiteoutName(name) { (w) throws(Errno) in try OCIMarkers.create(w, in: from) }
         }
-        try Sys.renameat2(from.fd, name, to.fd, newName, 0)
+        try Sys.renameat2(from.fd, name.cString, to.fd, newName.cString, 0)
         try dropOCIWhiteout(newName, in: to)
     }
 
     /// Marks an upper directory opaque with `.wh..wh..opq`.
     func ociSetOpaque(_ dir: LayerDir) throws(Errno) {
-        try OCIMarkers.create(".wh..wh..opq", in: dir)
+        try OCIMarkers.create(FileName(".wh..wh..opq"), in: dir)
     }
 
     /// Removes the `.wh.NAME` markers of an upper directory that became opaque (they hide
@@ -63,13 +63,13 @@ extension UnionFileSystem {
             if n.hasPrefix(".wh.") && !n.hasPrefix(".wh..wh.") { markers.append(n) }
         }
         for m in markers {
-            try m.withCString { (c) throws(Errno) in try OCIMarkers.remove(c, in: dir) }
+            try m.withFileName { (c) throws(Errno) in try OCIMarkers.remove(c, in: dir) }
         }
     }
 
     /// A new name cannot start with `.wh.` in an OCI-form upper: it would read as a marker.
     @inline(__always)
-    func checkStorable(_ name: UnsafePointer<CChar>) throws(Errno) {
-        if stack.ociUpper && OCIMarkers.isMarker(name) { throw .invalidArgument }
+    func checkStorable(_ name: borrowing FileName) throws(Errno) {
+        if stack.ociUpper && name.hasPrefix(".wh.") { throw .invalidArgument }
     }
 }
