@@ -28,12 +28,7 @@ final class RequestCountTests: MountTestCase {
             XCTAssertEqual(n, 22)
         }
         m.stop()
-        var counts: [String: Int] = [:]
-        for line in m.log.split(separator: "\n") where line.hasPrefix("unique: ") {
-            guard let r = line.range(of: "opcode: ") else { continue }
-            let op = line[r.upperBound...].prefix { $0.isLetter || $0 == "_" }
-            counts[String(op), default: 0] += 1
-        }
+        let counts = requestCounts(m.log)
         XCTAssertEqual(counts["CREATE"], 20, "the log counts requests: \(counts)")
         XCTAssertNil(counts["FLUSH"], "FLUSH sent at close: \(counts)")
         XCTAssertNil(counts["RELEASEDIR"], "directories opened through the daemon: \(counts)")
@@ -64,13 +59,19 @@ final class RequestCountTests: MountTestCase {
                            String(repeating: "0123456789", count: 4), "data in the upper at close")
         }
         m.stop()
-        var counts: [String: Int] = [:]
-        for line in m.log.split(separator: "\n") where line.hasPrefix("unique: ") {
-            guard let r = line.range(of: "opcode: ") else { continue }
-            counts[String(line[r.upperBound...].prefix { $0.isLetter || $0 == "_" }), default: 0] += 1
-        }
+        let counts = requestCounts(m.log)
         XCTAssertEqual(counts["CREATE"], 20, "the log counts requests: \(counts)")
         XCTAssertLessThanOrEqual(counts["WRITE"] ?? 0, 20, "writes not gathered by the writeback cache: \(counts)")
         XCTAssertLessThanOrEqual(counts["FLUSH"] ?? 0, 1, "FLUSH at every close: \(counts)")
+    }
+
+    /// Requests per opcode in a daemon's `-d` log.
+    private func requestCounts(_ log: String) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for line in log.split(separator: "\n") where line.hasPrefix("unique: ") {
+            guard let r = line.range(of: "opcode: ") else { continue }
+            counts[String(line[r.upperBound...].prefix { $0.isLetter || $0 == "_" }), default: 0] += 1
+        }
+        return counts
     }
 }
