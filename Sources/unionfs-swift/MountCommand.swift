@@ -25,9 +25,8 @@ struct MountCommand: ParsableCommand {
       ro                 refuse every change, even with an upperdir
       volatile           no fsync of copied-up data (a host crash may lose it)
       fsync=0|1          fuse-overlayfs's form: fsync=0 is volatile
-      writeback=0|1      the kernel's writeback cache (0; 1 with volatile): with
-                         1, data reaches the upper dir at close/fsync, not at
-                         each write
+      writeback=0|1      the kernel's writeback cache (0): with 1, data reaches
+                         the upper dir at close/fsync, not at each write
       rename_exdev       EXDEV for renaming a dir with lower content, as the
                          kernel does (default: copy the subtree up and move it)
       timeout=SECONDS    kernel cache time for entries/attributes (86400)

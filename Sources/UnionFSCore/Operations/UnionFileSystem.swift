@@ -20,8 +20,9 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// in the page cache and reach the daemon in large blocks, instead of one round trip (plus
     /// one for `security.capability`) per write call. Off by default: data then reaches the
     /// upper file only at close, fsync or writeback, so a reader of the upper dir itself (a diff
-    /// of a live mount) would see it late. On by default for `volatile` mounts (`MountOptions`):
-    /// podman passes `volatile` for containers whose upper is read only after the unmount.
+    /// of a live mount) would see it late. Measured gain on untar of small files: about 5%;
+    /// none measurable for rootless podman's untar of /usr/include (issue 14), though it
+    /// sends 9% fewer requests (FLUSH answered ENOSYS: see the bridge).
     public var writebackCache: Bool = false
 
     /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).

@@ -17,8 +17,6 @@ public struct MountOptions: Sendable, Equatable {
     var squashToRoot = false
     /// `lowerdir=` appeared at all (an empty value is still an error).
     var sawLowerdir = false
-    /// `writeback=` was given: otherwise a volatile mount gets the writeback cache.
-    var sawWriteback = false
 
     public init() {}
 
@@ -47,11 +45,6 @@ public struct MountOptions: Sendable, Equatable {
             }
         }
         if !o.sawLowerdir { throw ConfigurationError("missing option: lowerdir=DIR[:DIR...]") }
-        // A volatile mount (what podman passes for `run --rm` and build steps, whose upper is
-        // thrown away or read after the unmount) takes the kernel's writeback cache unless told
-        // otherwise, as fuse-overlayfs always does: writes reach the daemon in page-cache
-        // blocks instead of one round trip per write call.
-        if o.fileSystem.volatile && !o.sawWriteback { o.fileSystem.writebackCache = true }
         return o
     }
 
@@ -106,8 +99,8 @@ public struct MountOptions: Sendable, Equatable {
         case "writeback":
             // fuse-overlayfs's option: writeback=0 keeps the kernel's page cache write-through.
             switch try required() {
-            case "0": fileSystem.writebackCache = false; sawWriteback = true
-            case "1": fileSystem.writebackCache = true; sawWriteback = true
+            case "0": fileSystem.writebackCache = false
+            case "1": fileSystem.writebackCache = true
             default: throw ConfigurationError("option 'writeback' takes 0 or 1, got '\(value ?? "")'")
             }
         case "uidmapping": fileSystem.idMapping.uids = try IDMapping.parseRanges(try required(), option: key)
