@@ -63,7 +63,7 @@ private struct Walker {
 
     /// Writes the children of the upper directory `dir` at `path` ("" or "a/b/"). `lower` and
     /// `hidesLower` are as in `UpperChanges.walk`: they decide which whiteouts hide anything.
-    mutating func walk(_ dir: LayerDir, path: [UInt8], lower: [DirLayer]?, hidesLower: Bool) throws(Errno) {
+    mutating func walk(_ dir: LayerDir, path: [UInt8], lower: [DirectoryPart]?, hidesLower: Bool) throws(Errno) {
         var items: [(tarName: [UInt8], item: UpperItem)] = []
         for item in try source.reader.items(in: dir) {
             switch item {
@@ -86,7 +86,7 @@ private struct Walker {
     }
 
     private mutating func entry(_ name: Name, _ stored: stat, in dir: LayerDir, path: [UInt8],
-                                lower: [DirLayer]?, hidesLower: Bool) throws(Errno) {
+                                lower: [DirectoryPart]?, hidesLower: Bool) throws(Errno) {
         let st = name.withFileName { source.owners.recorded(stored, in: dir, $0) }
         let type = st.st_mode & S_IFMT
         var h = TarHeader(path: type == S_IFDIR ? path + [0x2f] : path, mode: st.st_mode,
@@ -108,9 +108,8 @@ private struct Walker {
         entries += 1
         if type == S_IFREG && h.linkTarget == nil {
             let fd = try name.withFileName { (n) throws(Errno) in try dir.openFile(n, O_RDONLY) }
-            defer { Sys.close(fd) }
             var done: Int64 = 0
-            try tar.addData(from: fd, size: Int64(st.st_size)) { done += Int64($0) }
+            try tar.addData(from: fd.rawValue, size: Int64(st.st_size)) { done += Int64($0) }
             bytes += done
         }
         progress?(entries, bytes)
@@ -134,7 +133,7 @@ private struct Walker {
         entries += 1
     }
 
-    private func lookup(_ name: Name, in lower: [DirLayer]) throws(Errno) -> ResolvedEntry? {
+    private func lookup(_ name: Name, in lower: [DirectoryPart]) throws(Errno) -> ResolvedEntry? {
         do {
             return try name.withFileName { (n) throws(Errno) in try source.lowers.resolve(n, in: lower) }
         } catch .noSuchFileOrDirectory {

@@ -44,8 +44,10 @@ public final class LayerStack: Sendable {
     func readsOCI(_ layer: Int) -> Bool {
         layers[layer].isUpper ? ociUpper : configuration.ociWhiteouts
     }
+    /// Which xattrs are the overlay's, and how the rest are stored (escaping).
+    let overlayXattrs: OverlayXattrs
     /// The merged root's layers, read once at open.
-    let rootDirLayers: [DirLayer]
+    let rootParts: [DirectoryPart]
 
     public init(_ configuration: LayerStackConfiguration) throws(ConfigurationError) {
         self.configuration = configuration
@@ -116,9 +118,9 @@ public final class LayerStack: Sendable {
         // whiteouts (opaque value "x"), which readdir must then hide.
         let ns = c.xattrNamespace ?? XattrNamespace.forThisProcess
         let names = OverlayXattrNames(ns)
-        self.rootDirLayers = indexed.map { l in
+        self.rootParts = indexed.map { l in
             let probe = names.opaqueProbe(l.root, lower: !l.isUpper)
-            return DirLayer(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
+            return DirectoryPart(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
         }
         self.xattrNamespace = ns
         self.xattrNamespaceDetected = c.xattrNamespace == nil
@@ -133,6 +135,7 @@ public final class LayerStack: Sendable {
         ociUpper = staging != nil && whiteoutForm == .oci
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
         self.names = names
+        self.overlayXattrs = OverlayXattrs(ns)
     }
 
     /// True when `dir` is `target` or below it, walking `..` up to the root.
@@ -194,18 +197,5 @@ struct OverlayXattrNames: Sendable {
         let probe = opaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
         guard lower, probe == .absent, let otherOpaque else { return probe }
         return otherOpaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
-    }
-
-    /// True when the xattr name (bytes, no NUL) is a private overlay xattr: `trusted.overlay.*`
-    /// or `user.overlay.*` (both hidden, since lowers' markers are honoured in both), or an owner
-    /// override (`user.containers.override_stat`, `user.fuseoverlayfs.override_stat`), which
-    /// describes the file as stored, not as shown (fuse-overlayfs hides them too).
-    func isPrivate(_ name: UnsafeRawBufferPointer) -> Bool {
-        func starts(_ p: StaticString) -> Bool {
-            name.count >= p.utf8CodeUnitCount && memcmp(p.utf8Start, name.baseAddress!, p.utf8CodeUnitCount) == 0
-        }
-        func equals(_ p: StaticString) -> Bool { name.count == p.utf8CodeUnitCount && starts(p) }
-        return starts("trusted.overlay.") || starts("user.overlay.")
-            || equals("user.containers.override_stat") || equals("user.fuseoverlayfs.override_stat")
     }
 }

@@ -38,13 +38,3 @@ public struct LayerStackConfiguration: Sendable, Equatable {
         self.ociWhiteouts = ociWhiteouts
     }
 }
-
-/// A problem with what the user asked for, with a one-line message naming it.
-///
-/// The only error type in the library besides `Errno`: it exists at the boundary where user input
-/// is checked, so that messages can name the option or path at fault.
-public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

@@ -26,7 +26,7 @@ extension LayerStack {
     /// only for character devices (whiteout check) and entries of unknown type.
     ///
     /// `.` and `..` are not included.
-    public func mergedListing(of layers: [DirLayer]) throws(Errno) -> [MergedEntry] {
+    public func mergedListing(of layers: [DirectoryPart]) throws(Errno) -> [MergedEntry] {
         var entries: [MergedEntry] = []
         var seen = Set<Name>()
         var hiddenBelow: [Name] = []

@@ -12,11 +12,12 @@ extension Bridge {
             let c = r.context
             do throws(Errno) {
                 var info = fi!.pointee
-                let (st, fd) = try FileName.validating(name!) { (n) throws(Errno) in
+                let created = try FileName.validating(name!) { (n) throws(Errno) in
                     try fs.create(parent: NodeID(parent), name: n, mode: mode, flags: info.flags,
                                   caller: Caller(uid: c.uid, gid: c.gid))
                 }
-                info.fh = Bridge.handle(fd, flags: info.flags)
+                let st = created.entry
+                info.fh = Bridge.handle(created.takeDescriptor().take(), flags: info.flags)
                 info.keep_cache = 1
                 if !fs.closeCanFail { info.noflush = 1 }  // as in `open`
                 r.reply(create: fuse_entry_param(st, timeout: fs.options.timeout), file: info)

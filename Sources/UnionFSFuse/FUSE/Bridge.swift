@@ -101,16 +101,13 @@ enum Bridge {
             let r = Request(req!)
             do throws(Errno) {
                 var info = fi!.pointee
-                let (fd, lower) = try r.fileSystem.openHandle(NodeID(ino), flags: info.flags)
+                let opened = try r.fileSystem.openHandle(NodeID(ino), flags: info.flags)
                 if info.flags & O_TRUNC != 0 {
-                    do throws(Errno) {
-                        try r.fileSystem.clearSetID(NodeID(ino), caller: r.context.uid, inGroup: r.groupCheck)
-                    } catch {
-                        r.fileSystem.release(fd)
-                        throw error
-                    }
+                    // On failure the descriptor closes as `opened` goes.
+                    try r.fileSystem.clearSetID(NodeID(ino), caller: r.context.uid, inGroup: r.groupCheck)
                 }
-                info.fh = Bridge.handle(fd, flags: info.flags, lower: lower)
+                let lower = opened.inLowerLayer
+                info.fh = Bridge.handle(opened.takeDescriptor().take(), flags: info.flags, lower: lower)
                 info.keep_cache = 1
                 // Nothing to flush for a file opened read-only, or on an upper whose close
                 // cannot fail: spare the kernel a round trip on every close.
@@ -131,7 +128,7 @@ enum Bridge {
         }
         ops.release = { req, _, fi in
             let r = Request(req!)
-            r.fileSystem.release(Int32(truncatingIfNeeded: fi!.pointee.fh))
+            r.fileSystem.release(Descriptor(adopting: Int32(truncatingIfNeeded: fi!.pointee.fh)))
             r.replyOK()
         }
         ops.statfs = { req, ino in

@@ -60,7 +60,7 @@ public final class ImageStore: @unchecked Sendable {
         self.root = r
         let existing = Files.isRegularFile(r + "/store.json")
         self.readOnly = readOnly || (existing && !Files.isWritableDirectory(r))
-        if readOnly && !existing { throw ImageError("store '\(r)' does not exist (no store.json)") }
+        if readOnly && !existing { throw UnionFSError.notFound("store '\(r)' does not exist (no store.json)") }
         if !self.readOnly {
             for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
                 try Files.makeDirectories(r + "/" + dir, mode: 0o700)
@@ -73,7 +73,7 @@ public final class ImageStore: @unchecked Sendable {
         if Files.exists(settingsPath) {
             let s = try decode(Settings.self, try Files.readFile(settingsPath), what: "store '\(r)': store.json")
             guard let ns = XattrNamespace(rawValue: s.xattrNamespace), [nil, "device", "oci"].contains(s.whiteouts) else {
-                throw ImageError("store '\(r)': store.json has unknown settings")
+                throw UnionFSError("store '\(r)': store.json has unknown settings")
             }
             xattrNamespace = ns
             ociWhiteouts = s.whiteouts == "oci"
@@ -101,7 +101,7 @@ public final class ImageStore: @unchecked Sendable {
     public func addAdditionalStore(_ path: String) throws {
         let other = try ImageStore(root: path, readOnly: true)
         guard other.ociWhiteouts == ociWhiteouts, other.xattrNamespace == xattrNamespace else {
-            throw ImageError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
+            throw UnionFSError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
         }
         additionalStores.append(other)
     }
@@ -128,7 +128,7 @@ public final class ImageStore: @unchecked Sendable {
     /// The store-wide lock: shared while adding, exclusive while removing. A read-only store
     /// takes none, and cannot be changed.
     func storeLock(exclusive: Bool) throws -> FileLock {
-        guard !readOnly else { throw ImageError("store '\(root)' is read-only: it can be mounted from, not changed") }
+        guard !readOnly else { throw UnionFSError("store '\(root)' is read-only: it can be mounted from, not changed") }
         return try FileLock(root + "/store.lock", exclusive: exclusive)!
     }
 
@@ -138,7 +138,7 @@ public final class ImageStore: @unchecked Sendable {
 
     func readBlob(_ d: Digest, what: String) throws -> [UInt8] {
         let bytes = try Files.readFile(blobPath(d), what: "\(what) \(d)")
-        guard Digest.of(bytes) == d else { throw ImageError("store blob \(d) (\(what)) is damaged: its digest differs") }
+        guard Digest.of(bytes) == d else { throw UnionFSError("store blob \(d) (\(what)) is damaged: its digest differs") }
         return bytes
     }
 
@@ -150,10 +150,10 @@ public final class ImageStore: @unchecked Sendable {
     }
 
     /// Moves a staged file whose digest was checked into the blobs.
-    func landBlob(staged: String, digest: Digest) throws {
-        if hasBlob(digest) { unlink(staged); return }
-        guard rename(staged, blobPath(digest)) == 0 else {
-            throw ImageError("cannot store blob \(digest): \(Files.errorText())")
+    func landBlob(staged: String, digest: Digest) throws(UnionFSError) {
+        if hasBlob(digest) { try? Sys.unlink(staged); return }
+        do { try Sys.rename(staged, to: blobPath(digest)) } catch {
+            throw .io(error, "cannot store blob \(digest): \(error)")
         }
     }
 
@@ -175,7 +175,7 @@ public final class ImageStore: @unchecked Sendable {
         var locks: [FileLock] = []
         for c in chains {
             if !readOnly { locks.append(try FileLock(layerLockPath(c), exclusive: false)!) }
-            guard isComplete(c) else { throw ImageError("layer \(c) is missing from the store '\(root)'") }
+            guard isComplete(c) else { throw UnionFSError.notFound("layer \(c) is missing from the store '\(root)'") }
         }
         return locks
     }
@@ -209,7 +209,9 @@ public final class ImageStore: @unchecked Sendable {
 
     func removeRecord(_ r: ImageRecord) throws {
         let p = recordPath(key: r.name ?? r.config.description)
-        guard unlink(p) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(p)': \(Files.errorText())") }
+        do { try Sys.unlink(p) } catch .noSuchFileOrDirectory {} catch {
+            throw UnionFSError.io(error, "cannot remove '\(p)': \(error)")
+        }
     }
 
     /// Finds the image a reference means, in this store and then the additional ones; the
@@ -234,9 +236,9 @@ public final class ImageStore: @unchecked Sendable {
         if hex.count >= 4, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
             let hits = all.filter { $0.config.hex.hasPrefix(hex) }
             if Set(hits.map(\.config)).count == 1 { return hits[0] }
-            if hits.count > 1 { throw ImageError("image ID '\(ref)' is ambiguous: give more digits") }
+            if hits.count > 1 { throw UnionFSError("image ID '\(ref)' is ambiguous: give more digits") }
         }
-        throw ImageError("image '\(ref)' is not in the store '\(root)'")
+        throw UnionFSError.notFound("image '\(ref)' is not in the store '\(root)'")
     }
 
     /// The image's manifest and config, read from the blobs.
@@ -277,7 +279,7 @@ func normalizedName(_ ref: String) -> String {
 /// Decodes JSON, naming the document when it does not parse.
 func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws -> T {
     do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
-        throw ImageError("\(what) does not parse: \(jsonProblem(error))")
+        throw UnionFSError("\(what) does not parse: \(jsonProblem(error))")
     }
 }
 
