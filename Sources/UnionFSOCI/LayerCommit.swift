@@ -85,8 +85,9 @@ private struct Walker {
         }
     }
 
-    private mutating func entry(_ name: Name, _ st: stat, in dir: LayerDir, path: [UInt8],
+    private mutating func entry(_ name: Name, _ stored: stat, in dir: LayerDir, path: [UInt8],
                                 lower: [DirectoryPart]?, hidesLower: Bool) throws(Errno) {
+        let st = name.withFileName { source.owners.recorded(stored, in: dir, $0) }
         let type = st.st_mode & S_IFMT
         var h = TarHeader(path: type == S_IFDIR ? path + [0x2f] : path, mode: st.st_mode,
                           uid: st.st_uid, gid: st.st_gid, mtime: st.st_mtim, size: Int64(st.st_size), rdev: st.st_rdev)

@@ -60,6 +60,10 @@ enum MountPreflight {
         if plan.debug {
             let why = stack.xattrNamespaceDetected ? "chosen: \(Privilege.current)" : "given by an option"
             printError("unionfs-swift: overlay xattrs in \(stack.xattrNamespace.overlayPrefix)* (\(why))")
+            if stack.isWritable {
+                let form = stack.whiteoutForm == .oci ? "OCI .wh. files" : "0:0 character devices"
+                printError("unionfs-swift: whiteouts as \(form) (\(stack.whiteoutFormReason))")
+            }
         }
         try MountPreflight.check(mountpoint: mountpoint)
         let fs: UnionFileSystem

@@ -12,10 +12,13 @@ public final class UpperChanges: Sendable {
     /// The lowers alone, read-only, top first.
     public let lowers: LayerStack
     package let reader: UpperReader
+    /// Where owners and modes are kept, in the upper and the lowers alike.
+    public let owners: OwnerRecords
 
     /// Opens the upper and the lowers. The workdir is never read: leftovers there do not show.
     public init(lowerdirs: [String], upperdir: String, xattrNamespace: XattrNamespace = .trusted,
-                format: UpperFormat = .any) throws(ConfigurationError) {
+                format: UpperFormat = .any, owners: OwnerRecords = .files) throws(ConfigurationError) {
+        self.owners = owners
         lowers = try LayerStack(LayerStackConfiguration(lowerdirs: lowerdirs, xattrNamespace: xattrNamespace))
         do { upper = try LayerDir.openRoot(path: upperdir) } catch {
             throw UnionFSError("upperdir '\(upperdir)'", wrapping: error)
@@ -65,11 +68,13 @@ public final class UpperChanges: Sendable {
     private func entry(_ name: Name, _ st: stat, in dir: LayerDir, path: [UInt8], lower: [DirectoryPart]?,
                        hidesLower: Bool, into out: inout [Change]) throws(Errno) {
         let isDir = st.st_mode & S_IFMT == S_IFDIR
-        guard let lower, let old = try lookup(name, in: lower) else {
+        guard let lower, var old = try lookup(name, in: lower) else {
             out.append(Change(.added, pathBytes: path))
             if isDir { try addAll(name.withFileName { (n) throws(Errno) in try dir.openChild(n) }, path: path, into: &out) }
             return
         }
+        let st = name.withFileName { owners.recorded(st, in: dir, $0) }
+        old.stat = name.withFileName { owners.recorded(old.stat, in: old.parentDir, $0) }
         var changed = MetadataComparison.differs(st, old.stat)
         if !changed {
             changed = name.withFileName { n in

@@ -30,8 +30,20 @@ public final class LayerStack: Sendable {
     public let xattrNamespace: XattrNamespace
     /// True when `xattrNamespace` was chosen from the process's privilege, not given.
     public let xattrNamespaceDetected: Bool
+    /// How the upper records whiteouts and opaque directories (`.chardev` without an upper).
+    public let whiteoutForm: WhiteoutForm
+    /// Why `whiteoutForm` is what it is, for `-d`: given by an option, or what the probe found.
+    public let whiteoutFormReason: String
+    /// The upper keeps (and is read in) the OCI form.
+    let ociUpper: Bool
     /// The xattr names this stack reads, as C strings.
     let names: OverlayXattrNames
+    /// True when layer `layer` is read in the OCI form: a lower unless `no_oci_whiteouts`, the
+    /// upper when it keeps that form.
+    @inline(__always)
+    func readsOCI(_ layer: Int) -> Bool {
+        layers[layer].isUpper ? ociUpper : configuration.ociWhiteouts
+    }
     /// Which xattrs are the overlay's, and how the rest are stored (escaping).
     let overlayXattrs: OverlayXattrs
     /// The merged root's layers, read once at open.
@@ -113,6 +125,14 @@ public final class LayerStack: Sendable {
         self.xattrNamespace = ns
         self.xattrNamespaceDetected = c.xattrNamespace == nil
         self.staging = staging
+        if let form = c.whiteoutForm {
+            (whiteoutForm, whiteoutFormReason) = (form, "given by an option")
+        } else if let staging {
+            (whiteoutForm, whiteoutFormReason) = WhiteoutForm.detect(in: staging)
+        } else {
+            (whiteoutForm, whiteoutFormReason) = (.chardev, "no upper")
+        }
+        ociUpper = staging != nil && whiteoutForm == .oci
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
         self.names = names
         self.overlayXattrs = OverlayXattrs(ns)

@@ -22,6 +22,9 @@ public struct LayerStackConfiguration: Sendable, Equatable {
     public var xattrNamespace: XattrNamespace? = nil
     /// Read `.wh.NAME` and `.wh..wh..opq` (the OCI/AUFS form) in lower layers.
     public var ociWhiteouts: Bool = true
+    /// How the upper records whiteouts and opaque directories; nil chooses at open by trying
+    /// `mknod` of a whiteout device in the workdir (`WhiteoutForm.detect`).
+    public var whiteoutForm: WhiteoutForm? = nil
 
     /// Most lower layers a stack may have. The kernel allows 500; each costs one descriptor.
     public static let maximumLowerLayers = 2048

@@ -22,7 +22,7 @@ public struct MergedEntry: Sendable {
 extension LayerStack {
     /// The merged listing of a directory whose layers are `layers` (top first): the union of
     /// names, first occurrence wins, whiteouts and the names they hide left out, the OCI markers
-    /// (`.wh.*`) of lower layers read and hidden. One `getdents64` pass per layer; an `fstatat`
+    /// (`.wh.*`) of layers in that form read and hidden. One `getdents64` pass per layer; an `fstatat`
     /// only for character devices (whiteout check) and entries of unknown type.
     ///
     /// `.` and `..` are not included.
@@ -32,7 +32,7 @@ extension LayerStack {
         var hiddenBelow: [Name] = []
         for dl in layers {
             let isLower = !self.layers[dl.layer].isUpper
-            let oci = isLower && configuration.ociWhiteouts
+            let oci = readsOCI(dl.layer)
             let device = self.layers[dl.layer].device
             hiddenBelow.removeAll(keepingCapacity: true)
             try Sys.forEachEntry(in: dl.dir.fd) { (e) throws(Errno) in

@@ -80,13 +80,14 @@ extension LayerStack {
     @inline(__always)
     func probe(_ name: borrowing FileName, in dl: DirectoryPart) throws(Errno) -> LayerHit {
         let isLower = !layers[dl.layer].isUpper
+        let oci = readsOCI(dl.layer)
         // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
-        if isLower && configuration.ociWhiteouts && name.hasPrefix(".wh.") { return .absent }
+        if oci && name.hasPrefix(".wh.") { return .absent }
         let st: stat
         do {
             st = try dl.dir.stat(name)
         } catch .noSuchFileOrDirectory {
-            if isLower && configuration.ociWhiteouts && hasOCIWhiteout(for: name, in: dl.dir) {
+            if oci && hasOCIWhiteout(for: name, in: dl.dir) {
                 return .whiteout
             }
             return .absent
@@ -122,7 +123,7 @@ extension LayerStack {
 
     /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
     /// with the exact value "y" (any other value or length is not opaque; "x" marks xattr
-    /// whiteouts), or in lower layers with OCI whiteouts on, a `.wh..wh..opq` entry.
+    /// whiteouts), or in a layer read in the OCI form, a `.wh..wh..opq` entry.
     func opacity(of dir: LayerDir, layer: Int) -> Opacity {
         let probe = names.opaqueProbe(dir, lower: !layers[layer].isUpper)
         switch probe {
@@ -130,7 +131,7 @@ extension LayerStack {
         case .value([0x78]): return .holdsXattrWhiteouts
         default: break
         }
-        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(FileName(".wh..wh..opq"))) != nil {
+        if readsOCI(layer) && (try? dir.stat(FileName(".wh..wh..opq"))) != nil {
             return .opaque
         }
         return .none

@@ -80,6 +80,17 @@ extension MountOptions {
         .init(["no_oci_whiteouts"], "no_oci_whiteouts", ["ignore .wh.NAME/.wh..wh..opq in lowers (as the kernel)"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.stack.ociWhiteouts = false
         },
+        .init(["whiteout"], "whiteout=auto|chardev|oci",
+              ["how the upper records deletions: 0:0 char", "devices and the opaque xattr (the kernel's form), or",
+               ".wh.NAME and .wh..wh..opq files (OCI form, read back", "the same; the kernel cannot mount such an upper);",
+               "auto (default) tries mknod in the workdir"]) { o, a throws(ConfigurationError) in
+            // Overrides the choice made by trying mknod in the workdir (see WhiteoutForm.detect).
+            switch try a.choice(["auto", "chardev", "oci"], "auto, chardev or oci") {
+            case "chardev": o.stack.whiteoutForm = .chardev
+            case "oci": o.stack.whiteoutForm = .oci
+            default: o.stack.whiteoutForm = nil
+            }
+        },
         .init(["ro"], "ro", ["refuse every change, even with an upperdir"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.readOnly = true; o.fuseOptions.append("ro")
         },

@@ -141,6 +141,10 @@ extension Bridge {
         }
         ops.flush = { req, _, fi in
             let r = Request(req!)
+            // With the writeback cache the kernel sends FLUSH at every close whatever
+            // FOPEN_NOFLUSH says (having written the dirty pages back first). Where close cannot
+            // fail there is nothing to report: ENOSYS stops FLUSH for the whole mount.
+            guard r.fileSystem.closeCanFail else { r.reply(error: .noFunction); return }
             do throws(Errno) {
                 try r.fileSystem.flush(Int32(truncatingIfNeeded: fi!.pointee.fh))
                 r.replyOK()

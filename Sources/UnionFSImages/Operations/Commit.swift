@@ -22,7 +22,8 @@ extension ImageStore {
         let chains = image.chainIDs
         let held = try useLayers(chains)
         defer { _ = held }
-        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace)
+        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace,
+                                      owners: recordedOwners)
         let layerPath = add.staging + "/layer"
         let fd = try Files.io("cannot create '\(layerPath)'") { () throws(Errno) in
             try Sys.open(layerPath, O_WRONLY | O_CREAT | O_EXCL, 0o600)

@@ -26,7 +26,9 @@ extension ImageStore {
             } catch { throw UnionFSError("\(stage)", wrapping: error) }
         }
         if !Files.exists(flat) { try Files.io("cannot create '\(flat)'") { () throws(Errno) in try Sys.mkdir(flat, 0o755) } }
-        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace)
+        // Flattened without root, the tree keeps owners as the store's layers do.
+        let owners: OwnerRecords = geteuid() == 0 ? .files : .overrideXattr(uid: geteuid(), gid: getegid())
+        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace, owners: owners)
         let partial = out + ".partial-\(getpid())"
         let fd = try Files.io("cannot create '\(partial)'") { () throws(Errno) in
             try Sys.open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

@@ -39,9 +39,10 @@ public final class ImageStore: @unchecked Sendable {
     public let xattrNamespace: XattrNamespace
 
     /// The default root: /var/lib/unionfs-swift for root, else $XDG_DATA_HOME/unionfs-swift
-    /// (~/.local/share/unionfs-swift).
+    /// (~/.local/share/unionfs-swift). Root of a user namespace (`podman unshare`, `unshare -Ur`)
+    /// is the user who made it, and uses that user's store, as containers/storage does.
     public static var defaultRoot: String {
-        if geteuid() == 0 { return "/var/lib/unionfs-swift" }
+        if geteuid() == 0 && Privilege.current.initialUserNamespace { return "/var/lib/unionfs-swift" }
         if let xdg = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") {
             return xdg + "/unionfs-swift"
         }
@@ -103,6 +104,13 @@ public final class ImageStore: @unchecked Sendable {
             throw UnionFSError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
         }
         additionalStores.append(other)
+    }
+
+    /// Where this store's layers (and uppers mounted over them by `image mount`, which then
+    /// sets `xattr_permissions=2`) keep owners and modes: in `user.containers.override_stat`
+    /// when the store was made without root, which cannot chown.
+    public var recordedOwners: OwnerRecords {
+        ociWhiteouts ? .overrideXattr(uid: geteuid(), gid: getegid()) : .files
     }
 
     /// How layers are unpacked into this store.

@@ -120,6 +120,7 @@ extension UnionFileSystem {
             }
         }
         try setOpaque(upper)
+        if stack.ociUpper { try ociRemoveWhiteouts(in: upper); return }
         var whiteouts: [Name] = []
         try Sys.forEachEntry(in: upper.fd) { e in
             if e.type == UInt8(DT_CHR) || e.type == UInt8(DT_UNKNOWN) { whiteouts.append(Name(bytes: e.name)) }
