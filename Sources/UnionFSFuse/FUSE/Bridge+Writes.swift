@@ -7,183 +7,72 @@ extension Bridge {
     /// The write side of the operations table (see `operations()` for the rules every entry keeps).
     static func installWriteOperations(_ ops: inout fuse_lowlevel_ops) {
         ops.create = { req, parent, name, mode, fi in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            let c = r.context
-            do throws(Errno) {
-                var info = fi!.pointee
-                let (st, fd) = try fs.create(parent: UInt64(parent), name: name!, mode: mode, flags: info.flags,
-                                             caller: Caller(uid: c.uid, gid: c.gid))
-                info.fh = Bridge.handle(fd, flags: info.flags)
-                info.keep_cache = 1
-                if !fs.closeCanFail { info.noflush = 1 }  // as in `open`
-                r.reply(create: fuse_entry_param(st, timeout: fs.options.timeout), file: info)
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).create(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode, flags: fi!.pointee.flags)
         }
         ops.mknod = { req, parent, name, mode, rdev in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            let c = r.context
-            do throws(Errno) {
-                let st = try fs.mknod(parent: UInt64(parent), name: name!, mode: mode, rdev: rdev,
-                                      caller: Caller(uid: c.uid, gid: c.gid))
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).mknod(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode, rdev: rdev)
         }
         ops.mkdir = { req, parent, name, mode in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            let c = r.context
-            do throws(Errno) {
-                let st = try fs.mkdir(parent: UInt64(parent), name: name!, mode: mode,
-                                      caller: Caller(uid: c.uid, gid: c.gid))
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).mkdir(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode)
         }
         ops.symlink = { req, target, parent, name in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            let c = r.context
-            do throws(Errno) {
-                let st = try fs.symlink(target: target!, parent: UInt64(parent), name: name!,
-                                        caller: Caller(uid: c.uid, gid: c.gid))
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).symlink(Bridge.reply(req), target: target!, parent: UInt64(parent), name: name!)
         }
         ops.link = { req, ino, newParent, newName in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            do throws(Errno) {
-                let st = try fs.link(UInt64(ino), newParent: UInt64(newParent), newName: newName!)
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).link(Bridge.reply(req), node: UInt64(ino), newParent: UInt64(newParent), newName: newName!)
         }
-        ops.unlink = { req, parent, name in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.unlink(parent: UInt64(parent), name: name!)
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
-        ops.rmdir = { req, parent, name in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.rmdir(parent: UInt64(parent), name: name!)
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
+        ops.unlink = { req, parent, name in Bridge.connection(req).unlink(Bridge.reply(req), parent: UInt64(parent), name: name!) }
+        ops.rmdir = { req, parent, name in Bridge.connection(req).rmdir(Bridge.reply(req), parent: UInt64(parent), name: name!) }
         ops.rename = { req, parent, name, newParent, newName, flags in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.rename(parent: UInt64(parent), name: name!, newParent: UInt64(newParent),
-                                        newName: newName!, flags: flags)
-                r.replyOK()
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).rename(Bridge.reply(req), parent: UInt64(parent), name: name!, newParent: UInt64(newParent),
+                                   newName: newName!, flags: flags)
         }
         ops.setattr = { req, ino, attr, toSet, fi in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            let a = attr!.pointee
-            var c = AttributeChanges()
-            if toSet & FUSE_SET_ATTR_MODE != 0 { c.mode = a.st_mode }
-            if toSet & FUSE_SET_ATTR_UID != 0 { c.uid = a.st_uid }
-            if toSet & FUSE_SET_ATTR_GID != 0 { c.gid = a.st_gid }
-            if toSet & FUSE_SET_ATTR_SIZE != 0 { c.size = Int64(a.st_size) }
-            if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 { c.atime = timespec(tv_sec: 0, tv_nsec: UTIME_NOW) }
-            else if toSet & FUSE_SET_ATTR_ATIME != 0 { c.atime = a.st_atim }
-            if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { c.mtime = timespec(tv_sec: 0, tv_nsec: UTIME_NOW) }
-            else if toSet & FUSE_SET_ATTR_MTIME != 0 { c.mtime = a.st_mtim }
-            let fd = fi.map { Int32(truncatingIfNeeded: $0.pointee.fh) }
-            do throws(Errno) {
-                if c.size != nil && c.mode == nil {
-                    c.mode = try fs.modeClearingSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
-                }
-                let st = try fs.setattr(UInt64(ino), c, fd: fd)
-                r.reply(attributes: st, timeout: fs.options.timeout)
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).setattr(Bridge.reply(req), node: UInt64(ino), Bridge.changes(attr!.pointee, toSet), fh: fi?.pointee.fh)
         }
         ops.write_buf = { req, ino, bufv, off, fi in
-            let r = Request(req!)
-            do throws(Errno) { try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck) } catch {
-                r.reply(error: error)
-                return
-            }
-            let fh = fi!.pointee.fh
-            if fh & Bridge.directHandle != 0 {
-                switch Bridge.writeDirect(Int32(truncatingIfNeeded: fh), bufv!, at: off) {
-                case .success(let n): r.reply(written: n)
-                case .failure(let e): r.reply(error: e)
-                }
+            let c = Bridge.connection(req), fh = fi!.pointee.fh
+            let b = bufv!.pointee
+            // Writes arrive in libfuse's memory buffer (splice from the device is not asked
+            // for); anything else is gathered into memory first.
+            if b.count == 1 && b.idx == 0 && b.buf.flags.rawValue & FUSE_BUF_IS_FD.rawValue == 0 {
+                let data = UnsafeRawBufferPointer(start: b.buf.mem.map { UnsafeRawPointer($0) + b.off }, count: b.buf.size - b.off)
+                c.write(Bridge.reply(req), node: UInt64(ino), fh: fh, data: data, offset: Int64(off))
                 return
             }
             let size = fuse_buf_size(bufv)
-            var dst = unionfs_fd_bufvec(Int32(truncatingIfNeeded: fh), size, off)
-            let n = fuse_buf_copy(&dst, bufv, fuse_buf_copy_flags(0))
-            if n < 0 { r.reply(error: Errno(rawValue: Int32(truncatingIfNeeded: -n))) }
-            else { r.reply(written: n) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 16)
+            defer { buffer.deallocate() }
+            var mem = fuse_bufvec()
+            mem.count = 1
+            mem.buf.size = size
+            mem.buf.mem = buffer.baseAddress
+            let n = fuse_buf_copy(&mem, bufv, fuse_buf_copy_flags(0))
+            if n < 0 { Bridge.reply(req).error(Errno(rawValue: Int32(truncatingIfNeeded: -n))); return }
+            c.write(Bridge.reply(req), node: UInt64(ino), fh: fh, data: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), offset: Int64(off))
         }
-        ops.flush = { req, _, fi in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.flush(Int32(truncatingIfNeeded: fi!.pointee.fh))
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
-        ops.fsync = { req, _, datasync, fi in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.fsync(Int32(truncatingIfNeeded: fi!.pointee.fh), dataOnly: datasync != 0)
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
-        ops.fsyncdir = { req, ino, _, _ in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.fsyncdir(UInt64(ino))
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
+        ops.flush = { req, _, fi in Bridge.connection(req).flush(Bridge.reply(req), fh: fi!.pointee.fh) }
+        ops.fsync = { req, _, datasync, fi in Bridge.connection(req).fsync(Bridge.reply(req), fh: fi!.pointee.fh, dataOnly: datasync != 0) }
         ops.fallocate = { req, _, mode, offset, length, fi in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.fallocate(Int32(truncatingIfNeeded: fi!.pointee.fh), mode: mode,
-                                           offset: Int64(offset), length: Int64(length))
-                r.replyOK()
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).fallocate(Bridge.reply(req), fh: fi!.pointee.fh, mode: mode, offset: Int64(offset), length: Int64(length))
         }
         ops.copy_file_range = { req, _, offIn, fiIn, _, offOut, fiOut, len, _ in
-            let r = Request(req!)
-            do throws(Errno) {
-                let n = try r.fileSystem.copyFileRange(
-                    from: Int32(truncatingIfNeeded: fiIn!.pointee.fh), at: Int64(offIn),
-                    to: Int32(truncatingIfNeeded: fiOut!.pointee.fh), at: Int64(offOut), count: len)
-                r.reply(written: n)
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).copyFileRange(Bridge.reply(req), from: fiIn!.pointee.fh, at: Int64(offIn), to: fiOut!.pointee.fh,
+                                          at: Int64(offOut), count: len)
         }
-        ops.lseek = { req, ino, off, whence, fi in
-            let r = Request(req!)
-            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fi!.pointee.fh)
-            do throws(Errno) {
-                let pos = try withExtendedLifetime(owner) { () throws(Errno) in
-                    try r.fileSystem.lseek(fd, offset: Int64(off), whence: whence)
-                }
-                r.reply(seekOffset: pos)
-            } catch { r.reply(error: error) }
-        }
-        ops.setxattr = { req, ino, name, value, size, flags in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.setxattr(UInt64(ino), name: name!,
-                                          value: UnsafeRawBufferPointer(start: value, count: size), flags: flags)
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
-        ops.removexattr = { req, ino, name in
-            let r = Request(req!)
-            do throws(Errno) {
-                try r.fileSystem.removexattr(UInt64(ino), name: name!)
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
+    }
+
+    /// libfuse's `setattr` arguments as the core's changes.
+    static func changes(_ a: stat, _ toSet: Int32) -> AttributeChanges {
+        var c = AttributeChanges()
+        if toSet & FUSE_SET_ATTR_MODE != 0 { c.mode = a.st_mode }
+        if toSet & FUSE_SET_ATTR_UID != 0 { c.uid = a.st_uid }
+        if toSet & FUSE_SET_ATTR_GID != 0 { c.gid = a.st_gid }
+        if toSet & FUSE_SET_ATTR_SIZE != 0 { c.size = Int64(a.st_size) }
+        if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 { c.atime = timespec(tv_sec: 0, tv_nsec: UTIME_NOW) }
+        else if toSet & FUSE_SET_ATTR_ATIME != 0 { c.atime = a.st_atim }
+        if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { c.mtime = timespec(tv_sec: 0, tv_nsec: UTIME_NOW) }
+        else if toSet & FUSE_SET_ATTR_MTIME != 0 { c.mtime = a.st_mtim }
+        return c
     }
 }

@@ -3,165 +3,70 @@ import Glibc
 import SystemPackage
 import UnionFSCore
 
-/// The libfuse low-level operations table.
+/// The libfuse low-level operations table: a thin adapter from libfuse's callbacks onto the
+/// transport-agnostic handlers (`Handlers/`).
 ///
 /// Each entry is a non-capturing `@convention(c)` closure in a library file (closures in
-/// `main.swift` are MainActor-isolated and trap on libfuse's worker threads). Each wraps the raw
-/// request in a `Request`, which must be consumed by exactly one reply, calls one method of
-/// `UnionFileSystem`, and turns its result or `Errno` into that reply. No Swift error escapes.
+/// `main.swift` are MainActor-isolated and trap on libfuse's worker threads). Each turns its
+/// arguments into typed values, wraps the request in a `Reply` and calls one handler, which
+/// answers exactly once. No Swift error escapes.
 enum Bridge {
+    /// The session serving `req` (libfuse's userdata).
+    @inline(__always)
+    static func connection(_ req: fuse_req_t?) -> FuseConnection {
+        Unmanaged<FuseConnection>.fromOpaque(fuse_req_userdata(req!)!).takeUnretainedValue()
+    }
+
+    /// The reply to `req`, with its caller.
+    @inline(__always)
+    static func reply(_ req: fuse_req_t?) -> Reply {
+        let c = fuse_req_ctx(req!)!.pointee
+        return Reply(.libfuse(req!), caller: RequestCaller(uid: c.uid, gid: c.gid, pid: c.pid))
+    }
+
     static func operations() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, conn in
             guard let conn, let userdata else { return }
             Bridge.negotiate(conn, Unmanaged<FuseConnection>.fromOpaque(userdata).takeUnretainedValue())
         }
-        ops.lookup = { req, parent, name in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            do throws(Errno) {
-                let st = try fs.lookup(parent: UInt64(parent), name: name!)
-                r.reply(entry: fuse_entry_param(st, timeout: fs.options.timeout))
-            } catch .noSuchFileOrDirectory {
-                // A negative entry (node id 0) the kernel may cache: names appear only through
-                // this mount, and the kernel drops the negative entry when it creates one.
-                var negative = fuse_entry_param()
-                negative.entry_timeout = fs.options.timeout
-                r.reply(entry: negative)
-            } catch { r.reply(error: error) }
-        }
-        ops.forget = { req, ino, count in
-            let r = Request(req!)
-            r.fileSystem.forget(UInt64(ino), count: count)
-            r.replyNone()
-        }
+        ops.lookup = { req, parent, name in Bridge.connection(req).lookup(Bridge.reply(req), parent: UInt64(parent), name: name!) }
+        ops.forget = { req, ino, count in Bridge.connection(req).forget(Bridge.reply(req), node: UInt64(ino), count: count) }
         ops.forget_multi = { req, count, forgets in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            if let forgets {
-                for i in 0..<count { fs.forget(UInt64(forgets[i].ino), count: forgets[i].nlookup) }
-            }
-            r.replyNone()
+            let c = Bridge.connection(req)
+            for i in 0..<count { c.fileSystem.forget(UInt64(forgets![i].ino), count: forgets![i].nlookup) }
+            fuse_reply_none(req)
         }
-        ops.getattr = { req, ino, fi in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            do throws(Errno) {
-                let st: stat
-                if let fi, fi.pointee.fh & Bridge.lowerHandle == 0 {
-                    st = try fs.getattr(UInt64(ino), openFile: Int32(truncatingIfNeeded: fi.pointee.fh))
-                } else {
-                    st = try fs.getattr(UInt64(ino))
-                }
-                r.reply(attributes: st, timeout: fs.options.timeout)
-            } catch { r.reply(error: error) }
-        }
-        ops.readlink = { req, ino in
-            let r = Request(req!)
-            do throws(Errno) {
-                let link = try r.fileSystem.readlink(UInt64(ino))
-                r.reply(link: link)
-            } catch { r.reply(error: error) }
-        }
-        ops.opendir = { req, ino, fi in
-            let r = Request(req!)
-            let fs = r.fileSystem
-            // Readdir answers from the directory's shared listing (`sharedListing`), so an
-            // open directory needs no state: let the kernel open them itself.
-            if r.connection.opensDirectoriesItself.load(ordering: .relaxed) {
-                r.reply(error: .noFunction)
-                return
-            }
-            do throws(Errno) {
-                guard try fs.getattr(UInt64(ino)).st_mode & S_IFMT == S_IFDIR else { throw .notDirectory }
-                var info = fi!.pointee
-                info.fh = 0
-                // Let the kernel keep the listing in its page cache. It fills that cache from
-                // whichever handle reads at its end and takes offsets as valid across handles,
-                // which ours are (name hashes), and each reply shows the directory as it is
-                // then (`DirectoryHandle`); a change through the mount makes the kernel
-                // drop the cache at the next listing from the start.
-                info.cache_readdir = 1
-                info.keep_cache = 1
-                r.reply(open: info)
-            } catch { r.reply(error: error) }
-        }
+        ops.getattr = { req, ino, fi in Bridge.connection(req).getattr(Bridge.reply(req), node: UInt64(ino), fh: fi?.pointee.fh) }
+        ops.readlink = { req, ino in Bridge.connection(req).readlink(Bridge.reply(req), node: UInt64(ino)) }
+        ops.opendir = { req, ino, _ in Bridge.connection(req).opendir(Bridge.reply(req), node: UInt64(ino)) }
         ops.readdir = { req, ino, size, off, _ in
-            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: false)
+            Bridge.connection(req).readdir(Bridge.reply(req), node: UInt64(ino), size: size, offset: Int64(off), plus: false)
         }
         ops.readdirplus = { req, ino, size, off, _ in
-            Bridge.readdir(Request(req!), UInt64(ino), size: size, offset: off, plus: true)
+            Bridge.connection(req).readdir(Bridge.reply(req), node: UInt64(ino), size: size, offset: Int64(off), plus: true)
         }
-        ops.releasedir = { req, _, _ in
-            Request(req!).replyOK()  // nothing to free: see opendir
-        }
-        ops.open = { req, ino, fi in
-            let r = Request(req!)
-            do throws(Errno) {
-                var info = fi!.pointee
-                let (fd, lower) = try r.fileSystem.openHandle(UInt64(ino), flags: info.flags)
-                if info.flags & O_TRUNC != 0 {
-                    do throws(Errno) {
-                        try r.fileSystem.clearSetID(UInt64(ino), caller: r.context.uid, inGroup: r.groupCheck)
-                    } catch {
-                        r.fileSystem.release(fd)
-                        throw error
-                    }
-                }
-                info.fh = Bridge.handle(fd, flags: info.flags, lower: lower)
-                info.keep_cache = 1
-                // Nothing to flush for a file opened read-only, or on an upper whose close
-                // cannot fail: spare the kernel a round trip on every close.
-                if info.flags & O_ACCMODE == O_RDONLY || !r.fileSystem.closeCanFail { info.noflush = 1 }
-                r.reply(open: info)
-            } catch { r.reply(error: error) }
-        }
+        ops.releasedir = { req, _, _ in Bridge.connection(req).releasedir(Bridge.reply(req)) }
+        ops.fsyncdir = { req, ino, _, _ in Bridge.connection(req).fsyncdir(Bridge.reply(req), node: UInt64(ino)) }
+        ops.open = { req, ino, fi in Bridge.connection(req).open(Bridge.reply(req), node: UInt64(ino), flags: fi!.pointee.flags) }
         ops.read = { req, ino, size, off, fi in
-            let r = Request(req!)
-            let fh = fi!.pointee.fh
-            let (fd, owner) = Bridge.readDescriptor(r.fileSystem, UInt64(ino), fh)
-            if fh & Bridge.directHandle != 0 && owner == nil {
-                Bridge.readDirect(r, fd, size: size, at: off)
-                return
-            }
-            r.reply(dataFrom: fd, size: size, offset: Int64(off))
-            withExtendedLifetime(owner) {}  // the upper copy's descriptor stays open until here
+            Bridge.connection(req).read(Bridge.reply(req), node: UInt64(ino), fh: fi!.pointee.fh, size: size, offset: Int64(off))
         }
-        ops.release = { req, _, fi in
-            let r = Request(req!)
-            r.fileSystem.release(Int32(truncatingIfNeeded: fi!.pointee.fh))
-            r.replyOK()
-        }
-        ops.statfs = { req, ino in
-            let r = Request(req!)
-            do throws(Errno) {
-                let st = try r.fileSystem.statfs(UInt64(ino))
-                r.reply(statfs: st)
-            } catch { r.reply(error: error) }
+        ops.release = { req, _, fi in Bridge.connection(req).release(Bridge.reply(req), fh: fi!.pointee.fh) }
+        ops.statfs = { req, ino in Bridge.connection(req).statfs(Bridge.reply(req), node: UInt64(ino)) }
+        ops.access = { req, ino, mask in Bridge.connection(req).access(Bridge.reply(req), node: UInt64(ino), mask: mask) }
+        ops.lseek = { req, ino, off, whence, fi in
+            Bridge.connection(req).lseek(Bridge.reply(req), node: UInt64(ino), fh: fi!.pointee.fh, offset: Int64(off), whence: whence)
         }
         ops.getxattr = { req, ino, name, size in
-            let r = Request(req!)
-            do throws(Errno) {
-                let answer = try r.fileSystem.getxattr(UInt64(ino), name: name!, size: size)
-                r.reply(xattr: answer)
-            } catch { r.reply(error: error) }
+            Bridge.connection(req).getxattr(Bridge.reply(req), node: UInt64(ino), name: name!, size: size)
         }
-        ops.listxattr = { req, ino, size in
-            let r = Request(req!)
-            do throws(Errno) {
-                let answer = try r.fileSystem.listxattr(UInt64(ino), size: size)
-                r.reply(xattr: answer)
-            } catch { r.reply(error: error) }
+        ops.listxattr = { req, ino, size in Bridge.connection(req).listxattr(Bridge.reply(req), node: UInt64(ino), size: size) }
+        ops.setxattr = { req, ino, name, value, size, flags in
+            Bridge.connection(req).setxattr(Bridge.reply(req), node: UInt64(ino), name: name!,
+                                     value: UnsafeRawBufferPointer(start: value, count: size), flags: flags)
         }
-        ops.access = { req, ino, mask in
-            let r = Request(req!)
-            let c = r.context
-            do throws(Errno) {
-                try r.fileSystem.access(UInt64(ino), mask: mask, uid: c.uid, gid: c.gid,
-                                        groups: Bridge.groups(r.raw))
-                r.replyOK()
-            } catch { r.reply(error: error) }
-        }
+        ops.removexattr = { req, ino, name in Bridge.connection(req).removexattr(Bridge.reply(req), node: UInt64(ino), name: name!) }
         installWriteOperations(&ops)
         return ops
     }
@@ -196,69 +101,5 @@ enum Bridge {
             fs.killPrivileges.store(true, ordering: .relaxed)
         }
         session.initReplyFlags.store(extra, ordering: .relaxed)
-    }
-
-
-    /// Fills one readdir(plus) reply from the directory's shared listing, after `offset`.
-    static func readdir(_ r: consuming Request, _ ino: UInt64, size: Int, offset: off_t, plus: Bool) {
-        let fs = r.fileSystem
-        let handle: DirectoryHandle
-        do throws(Errno) { handle = try fs.sharedListing(ino) } catch { r.reply(error: error); return }
-        guard offset >= 0 else { r.reply(error: .invalidArgument); return }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
-        defer { buffer.deallocate() }
-        let listing: DirectoryHandle.Listing
-        do throws(Errno) { listing = try handle.currentListing() } catch { r.reply(error: error); return }
-        let entries = listing.entries
-        let current = plus && fs.listingIsCurrent(listing, of: handle)
-        var used = 0
-        var index = listing.start(after: Int64(offset))
-        // The reader asks once more past the last entry, for the empty reply that ends the
-        // listing: the listing is done with then.
-        if index == entries.count { fs.listingRead(handle) }
-        while index < entries.count {
-            let e = entries[index]
-            let next = off_t(listing.offsets[index])
-            let room = size - used
-            let dst = buffer.baseAddress!.advanced(by: used).assumingMemoryBound(to: CChar.self)
-            let added: Int = e.name.withCString { name in
-                if plus {
-                    // Measure first: a lookup counted for an entry that does not fit would leak.
-                    let need = fuse_add_direntry_plus(r.raw, nil, 0, name, nil, 0)
-                    if need > room { return need }
-                    var param = fuse_entry_param()
-                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
-                        param = fuse_entry_param(st, timeout: fs.options.timeout)
-                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
-                    } else {
-                        param.attr.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
-                        param.attr.st_mode = mode_t(e.type) << 12
-                    }
-                    return fuse_add_direntry_plus(r.raw, dst, room, name, &param, next)
-                } else {
-                    var st = stat()
-                    st.st_ino = ino_t(fs.stack.inodes.shown(e.ino))
-                    st.st_mode = mode_t(e.type) << 12
-                    return fuse_add_direntry(r.raw, dst, room, name, &st, next)
-                }
-            }
-            if added > room { break }
-            used += added
-            index += 1
-        }
-        r.reply(buffer: UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
-    }
-
-    /// The caller's supplementary groups.
-    static func groups(_ req: fuse_req_t) -> [gid_t] {
-        var list = [gid_t](repeating: 0, count: 64)
-        let n = fuse_req_getgroups(req, Int32(list.count), &list)
-        if n <= 0 { return [] }
-        if Int(n) > list.count {
-            list = [gid_t](repeating: 0, count: Int(n))
-            let m = fuse_req_getgroups(req, Int32(list.count), &list)
-            return Array(list.prefix(Int(max(0, min(m, n)))))
-        }
-        return Array(list.prefix(Int(n)))
     }
 }

@@ -23,11 +23,6 @@ extension UnionFileSystem {
         return (flags & ~(O_ACCMODE | O_APPEND)) | O_RDWR
     }
 
-    /// `write` of a buffer at `offset`.
-    public func write(_ fd: Int32, _ data: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try Sys.pwrite(fd, data, offset)
-    }
-
     /// `flush` (each `close` of a descriptor): closing a duplicate reports delayed write errors
     /// the way the filesystem below would.
     public func flush(_ fd: Int32) throws(Errno) {

@@ -1,0 +1,102 @@
+import Glibc
+import SystemPackage
+import UnionFSCore
+
+/// Operations that change the tree or file data (see `Files.swift` for the rules every handler
+/// keeps).
+extension FuseConnection {
+    func create(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32) {
+        do throws(Errno) {
+            let (st, fd) = try fileSystem.create(parent: parent, name: name, mode: mode, flags: flags, caller: r.caller.owner)
+            var open = OpenReply(fh: Handle.make(fd, flags: flags), flags: OpenReplyFlag.keepCache)
+            if !fileSystem.closeCanFail { open.flags |= OpenReplyFlag.noflush }  // as in `open`
+            r.create(node: UInt64(st.st_ino), shown(st), timeout: timeout, open: open)
+        } catch { r.error(error) }
+    }
+
+    func mknod(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, rdev: dev_t) {
+        do throws(Errno) {
+            entry(r, try fileSystem.mknod(parent: parent, name: name, mode: mode, rdev: rdev, caller: r.caller.owner))
+        } catch { r.error(error) }
+    }
+
+    func mkdir(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t) {
+        do throws(Errno) {
+            entry(r, try fileSystem.mkdir(parent: parent, name: name, mode: mode, caller: r.caller.owner))
+        } catch { r.error(error) }
+    }
+
+    func symlink(_ r: consuming Reply, target: UnsafePointer<CChar>, parent: UInt64, name: UnsafePointer<CChar>) {
+        do throws(Errno) {
+            entry(r, try fileSystem.symlink(target: target, parent: parent, name: name, caller: r.caller.owner))
+        } catch { r.error(error) }
+    }
+
+    func link(_ r: consuming Reply, node: UInt64, newParent: UInt64, newName: UnsafePointer<CChar>) {
+        do throws(Errno) {
+            entry(r, try fileSystem.link(node, newParent: newParent, newName: newName))
+        } catch { r.error(error) }
+    }
+
+    func unlink(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>) {
+        r.ok { () throws(Errno) in try fileSystem.unlink(parent: parent, name: name) }
+    }
+
+    func rmdir(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>) {
+        r.ok { () throws(Errno) in try fileSystem.rmdir(parent: parent, name: name) }
+    }
+
+    func rename(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, newParent: UInt64,
+                newName: UnsafePointer<CChar>, flags: UInt32) {
+        r.ok { () throws(Errno) in
+            try fileSystem.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+        }
+    }
+
+    /// `changes` as decoded; `fh` the handle it came through; `killSetID` as in `open` (for a
+    /// truncation: HANDLE_KILLPRIV_V2's `FATTR_KILL_SUIDGID`).
+    func setattr(_ r: consuming Reply, node: UInt64, _ changes: AttributeChanges, fh: UInt64?, killSetID: Bool? = nil) {
+        var c = changes
+        do throws(Errno) {
+            if c.size != nil && c.mode == nil && killSetID ?? true {
+                c.mode = try fileSystem.modeClearingSetID(node, caller: killSetID != nil ? uid_t.max : r.caller.uid,
+                                                          inGroup: r.caller.groupCheck)
+            }
+            r.attributes(shown(try fileSystem.setattr(node, c, fd: fh.map(Handle.fd))), timeout: timeout)
+        } catch { r.error(error) }
+    }
+
+    /// Writes `data` at `offset` through the handle `fh`; `killSetID` as in `open` (the write's
+    /// `FUSE_WRITE_KILL_SUIDGID`).
+    func write(_ r: consuming Reply, node: UInt64, fh: UInt64, data: UnsafeRawBufferPointer, offset: Int64,
+               killSetID: Bool? = nil) {
+        do throws(Errno) {
+            if killSetID ?? true { try clearSetID(node, r.caller, kernelAsked: killSetID != nil) }
+            if fh & Handle.direct != 0 {
+                r.written(try Handle.writeDirect(Handle.fd(fh), data, at: offset))
+            } else {
+                r.written(try Sys.pwrite(Handle.fd(fh), data, offset))
+            }
+        } catch { r.error(error) }
+    }
+
+    func flush(_ r: consuming Reply, fh: UInt64) {
+        r.ok { () throws(Errno) in try fileSystem.flush(Handle.fd(fh)) }
+    }
+
+    func fsync(_ r: consuming Reply, fh: UInt64, dataOnly: Bool) {
+        r.ok { () throws(Errno) in try fileSystem.fsync(Handle.fd(fh), dataOnly: dataOnly) }
+    }
+
+    func fallocate(_ r: consuming Reply, fh: UInt64, mode: Int32, offset: Int64, length: Int64) {
+        r.ok { () throws(Errno) in try fileSystem.fallocate(Handle.fd(fh), mode: mode, offset: offset, length: length) }
+    }
+
+    func copyFileRange(_ r: consuming Reply, from fhIn: UInt64, at offIn: Int64, to fhOut: UInt64, at offOut: Int64,
+                       count: Int) {
+        do throws(Errno) {
+            r.written(try fileSystem.copyFileRange(from: Handle.fd(fhIn), at: offIn, to: Handle.fd(fhOut), at: offOut,
+                                                   count: count))
+        } catch { r.error(error) }
+    }
+}
