@@ -11,7 +11,7 @@ enum Flatten {
         var names: [Name] = []
         try Sys.forEachEntry(in: source.fd) { e in names.append(Name(bytes: e.name)) }
         for name in names {
-            try name.withCString { (n) throws(Errno) in
+            try name.withFileName { (n) throws(Errno) in
                 let st = try source.stat(n)
                 let old = try? target.stat(n)
                 if st.st_mode & S_IFMT == S_IFDIR, let old, old.st_mode & S_IFMT == S_IFDIR {
@@ -22,7 +22,7 @@ enum Flatten {
                     return
                 }
                 if old != nil { try Staging.removeTree(in: target, n) }
-                try Sys.renameat2(source.fd, n, target.fd, n, 0)
+                try Sys.renameat2(source.fd, n.cString, target.fd, n.cString, 0)
             }
         }
     }
@@ -35,11 +35,11 @@ enum Flatten {
             var dir = target
             for (i, part) in path.enumerated() {
                 let st: stat
-                do { st = try part.withCString { (n) throws(Errno) in try dir.stat(n) } } catch { break }
+                do { st = try part.withFileName { (n) throws(Errno) in try dir.stat(n) } } catch { break }
                 guard st.st_mode & S_IFMT == S_IFDIR else {
                     throw ConfigurationError("tar path '\(TarPath.display(Array(path[...i])))' is a symlink or a file in the target: refusing to write through it")
                 }
-                guard let next = try? part.withCString({ (n) throws(Errno) in try dir.openChild(n) }) else { break }
+                guard let next = try? part.withFileName({ (n) throws(Errno) in try dir.openChild(n) }) else { break }
                 dir = next
             }
         }
@@ -47,10 +47,10 @@ enum Flatten {
 
     /// Gives the target directory the layer directory's owner, mode, xattrs and mtime.
     private static func copyMetadata(_ st: stat, from dir: LayerDir, to parent: LayerDir,
-                                     _ name: UnsafePointer<CChar>) throws(Errno) {
-        if Sys.geteuid() == 0 { try Sys.fchownat(parent.fd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) }
-        try Sys.fchmodat(parent.fd, name, st.st_mode & 0o7777)
-        let xattrs = try EntryXattrs.all(in: dir, ".") { !EntryXattrs.isPrivate($0) }
+                                     _ name: borrowing FileName) throws(Errno) {
+        if Sys.geteuid() == 0 { try Sys.fchownat(parent.fd, name.cString, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) }
+        try Sys.fchmodat(parent.fd, name.cString, st.st_mode & 0o7777)
+        let xattrs = try EntryXattrs.all(of: dir) { !EntryXattrs.isPrivate($0) }
         if !xattrs.isEmpty {
             let to = try parent.openChild(name)
             try withProcFDPath(to.fd) { (p) throws(Errno) in
@@ -59,6 +59,6 @@ enum Flatten {
                 }
             }
         }
-        try Sys.utimensat(parent.fd, name, (st.st_atim, st.st_mtim), AT_SYMLINK_NOFOLLOW)
+        try Sys.utimensat(parent.fd, name.cString, (st.st_atim, st.st_mtim), AT_SYMLINK_NOFOLLOW)
     }
 }

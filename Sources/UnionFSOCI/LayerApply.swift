@@ -55,7 +55,7 @@ public enum LayerApply {
         let staging = try stagingDirectory(parent, stagingName, target: target)
         var done = false
         defer {
-            if !done { _ = try? stagingName.withCString { (n) throws(Errno) in try Staging.removeTree(in: parent, n) } }
+            if !done { _ = try? stagingName.withFileName { (n) throws(Errno) in try Staging.removeTree(in: parent, n) } }
         }
         var unpack = Unpack(entries: StagedEntries(root: staging, isRoot: Sys.geteuid() == 0), progress: progress)
         do {
@@ -70,7 +70,7 @@ public enum LayerApply {
         if let stream = input.stream { digests = try stream.finish() }
         if mode == .flatten && existing {
             let dest: LayerDir
-            do { dest = try targetName.withCString { (n) throws(Errno) in try parent.openChild(n) } } catch {
+            do { dest = try targetName.withFileName { (n) throws(Errno) in try parent.openChild(n) } } catch {
                 throw ConfigurationError("'\(target)': \(error)")
             }
             try Flatten.checkImplicit(unpack.entries.implicitDirectories, against: dest)
@@ -88,10 +88,10 @@ public enum LayerApply {
                                   existing ? 0 : Sys.renameNoReplace)
             case .flatten:
                 if !existing { try Sys.mkdirat(parent.fd, targetName.storage, 0o755) }
-                let dest = try targetName.withCString { (n) throws(Errno) in try parent.openChild(n) }
+                let dest = try targetName.withFileName { (n) throws(Errno) in try parent.openChild(n) }
                 try unpack.markers.delete(from: dest)
                 try Flatten.merge(staging, into: dest)
-                try stagingName.withCString { (n) throws(Errno) in try Staging.removeTree(in: parent, n) }
+                try stagingName.withFileName { (n) throws(Errno) in try Staging.removeTree(in: parent, n) }
             }
         } catch {
             throw ConfigurationError("'\(target)': \(error)")
@@ -117,14 +117,14 @@ public enum LayerApply {
     private static func targetState(_ parent: LayerDir, _ name: Name, target: String,
                                     mode: ApplyMode) throws(ConfigurationError) -> Bool {
         let st: stat
-        do { st = try name.withCString { (n) throws(Errno) in try parent.stat(n) } } catch .noSuchFileOrDirectory {
+        do { st = try name.withFileName { (n) throws(Errno) in try parent.stat(n) } } catch .noSuchFileOrDirectory {
             return false
         } catch { throw ConfigurationError("target '\(target)': \(error)") }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw ConfigurationError("target '\(target)' is not a directory") }
         if mode != .flatten {
             var empty = true
             do {
-                let dir = try name.withCString { (n) throws(Errno) in try parent.openChild(n) }
+                let dir = try name.withFileName { (n) throws(Errno) in try parent.openChild(n) }
                 try Sys.forEachEntry(in: dir.fd) { _ in empty = false }
             } catch { throw ConfigurationError("target '\(target)': \(error)") }
             guard empty else {
@@ -136,9 +136,9 @@ public enum LayerApply {
 
     private static func stagingDirectory(_ parent: LayerDir, _ name: Name, target: String) throws(ConfigurationError) -> LayerDir {
         do {
-            return try name.withCString { (n) throws(Errno) -> LayerDir in
+            return try name.withFileName { (n) throws(Errno) -> LayerDir in
                 if (try? parent.stat(n)) != nil { try Staging.removeTree(in: parent, n) }  // a crashed run's
-                try Sys.mkdirat(parent.fd, n, 0o700)
+                try Sys.mkdirat(parent.fd, n.cString, 0o700)
                 return try parent.openChild(n)
             }
         } catch {

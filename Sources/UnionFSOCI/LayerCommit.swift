@@ -90,7 +90,7 @@ private struct Walker {
         let type = st.st_mode & S_IFMT
         var h = TarHeader(path: type == S_IFDIR ? path + [0x2f] : path, mode: st.st_mode,
                           uid: st.st_uid, gid: st.st_gid, mtime: st.st_mtim, size: Int64(st.st_size), rdev: st.st_rdev)
-        h.xattrs = try name.withCString { (n) throws(Errno) in
+        h.xattrs = try name.withFileName { (n) throws(Errno) in
             try EntryXattrs.all(in: dir, n) { !EntryXattrs.isPrivate($0) }
         }
         if type != S_IFDIR && st.st_nlink > 1 {
@@ -102,11 +102,11 @@ private struct Walker {
                 linkPaths[id] = path
             }
         }
-        if type == S_IFLNK { h.symlinkTarget = try name.withCString { (n) throws(Errno) in try dir.readlink(n) } }
+        if type == S_IFLNK { h.symlinkTarget = try name.withFileName { (n) throws(Errno) in try dir.readlink(n) } }
         try tar.add(h)
         entries += 1
         if type == S_IFREG && h.linkTarget == nil {
-            let fd = try name.withCString { (n) throws(Errno) in try dir.openFile(n, O_RDONLY) }
+            let fd = try name.withFileName { (n) throws(Errno) in try dir.openFile(n, O_RDONLY) }
             defer { Sys.close(fd) }
             var done: Int64 = 0
             try tar.addData(from: fd, size: Int64(st.st_size)) { done += Int64($0) }
@@ -115,7 +115,7 @@ private struct Walker {
         progress?(entries, bytes)
         guard type == S_IFDIR else { return }
 
-        let child = try name.withCString { (n) throws(Errno) in try dir.openChild(n) }
+        let child = try name.withFileName { (n) throws(Errno) in try dir.openChild(n) }
         let old = try lower.flatMap { (l) throws(Errno) in try lookup(name, in: l) }
         let childLower = old.flatMap { $0.isDirectory ? $0.layers : nil }
         var childHides = hidesLower
@@ -135,7 +135,7 @@ private struct Walker {
 
     private func lookup(_ name: Name, in lower: [DirLayer]) throws(Errno) -> ResolvedEntry? {
         do {
-            return try name.withCString { (n) throws(Errno) in try source.lowers.resolve(n, in: lower) }
+            return try name.withFileName { (n) throws(Errno) in try source.lowers.resolve(n, in: lower) }
         } catch .noSuchFileOrDirectory {
             return nil
         }

@@ -17,12 +17,12 @@ struct LayerMarkers {
         for w in whiteouts {
             let dir = try entries.directory(w.parent, create: true)
             do {
-                try w.name.withCString { (n) throws(Errno) in
+                try w.name.withFileName { (n) throws(Errno) in
                     if let st = try? dir.stat(n) {
                         if st.st_mode & S_IFMT == S_IFDIR { opaque.append(w.parent + [w.name]) }
                         return
                     }
-                    try Sys.mknodat(dir.fd, n, S_IFCHR, 0)
+                    try Sys.mknodat(dir.fd, n.cString, S_IFCHR, 0)
                 }
             } catch .notPermitted {
                 throw ConfigurationError("a whiteout device needs root (CAP_MKNOD): apply with --flatten instead")
@@ -53,7 +53,7 @@ struct LayerMarkers {
         for w in whiteouts {
             let dir = try entries.directory(w.parent, create: true)
             do {
-                let exists = try w.name.withCString { (n) throws(Errno) -> Bool in
+                let exists = try w.name.withFileName { (n) throws(Errno) -> Bool in
                     guard let st = try? dir.stat(n) else { return false }
                     if st.st_mode & S_IFMT == S_IFDIR { opaque.append(w.parent + [w.name]) }
                     return true
@@ -74,9 +74,13 @@ struct LayerMarkers {
     /// An empty marker file; a name too long for a directory entry is ENAMETOOLONG.
     private static func marker(in dir: LayerDir, _ name: [UInt8]) throws(Errno) {
         guard name.count <= 255 else { throw .fileNameTooLong }
-        let fd = try (name + [0]).withUnsafeBufferPointer { (p) throws(Errno) -> Int32 in
-            try p.withMemoryRebound(to: CChar.self) { (c) throws(Errno) -> Int32 in
-                try dir.openFile(c.baseAddress!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        let fd = try Errno.lift {
+            try (name + [0]).withUnsafeBufferPointer { p in
+                try p.withMemoryRebound(to: CChar.self) { c in
+                    try FileName.validating(c.baseAddress!) { (n) throws(Errno) -> Int32 in
+                        try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+                    }
+                }
             }
         }
         Sys.close(fd)
@@ -91,7 +95,7 @@ struct LayerMarkers {
         }
         for w in whiteouts {
             guard let dir = open(w.parent, in: target) else { continue }
-            try w.name.withCString { (n) throws(Errno) in
+            try w.name.withFileName { (n) throws(Errno) in
                 guard (try? dir.stat(n)) != nil else { return }
                 try Staging.removeTree(in: dir, n)
             }
@@ -101,7 +105,7 @@ struct LayerMarkers {
     private func open(_ path: [Name], in root: LayerDir) -> LayerDir? {
         var dir = root
         for part in path {
-            guard let d = try? part.withCString({ (n) throws(Errno) in try dir.openChild(n) }) else { return nil }
+            guard let d = try? part.withFileName({ (n) throws(Errno) in try dir.openChild(n) }) else { return nil }
             dir = d
         }
         return dir

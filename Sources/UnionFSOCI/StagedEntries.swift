@@ -36,9 +36,9 @@ struct StagedEntries {
         var dir = root
         for (i, part) in parts.enumerated() {
             do {
-                dir = try part.withCString { (n) throws(Errno) -> LayerDir in
+                dir = try part.withFileName { (n) throws(Errno) -> LayerDir in
                     do throws(Errno) { return try dir.openChild(n) } catch .noSuchFileOrDirectory where create {
-                        try Sys.mkdirat(dir.fd, n, 0o755)
+                        try Sys.mkdirat(dir.fd, n.cString, 0o755)
                         implicitDirectories.insert(Array(parts[...i]))
                         return try dir.openChild(n)
                     }
@@ -56,7 +56,7 @@ struct StagedEntries {
     /// Removes whatever `name` in `dir` is, so a later tar entry replaces an earlier one; a
     /// directory is kept when the new entry is a directory too.
     mutating func clear(_ name: Name, in dir: LayerDir, keepDirectory: Bool) throws(Errno) {
-        try name.withCString { (n) throws(Errno) in
+        try name.withFileName { (n) throws(Errno) in
             guard let st = try? dir.stat(n) else { return }
             if keepDirectory && st.st_mode & S_IFMT == S_IFDIR { return }
             cached = nil  // it may have been (below) the removed entry
@@ -67,12 +67,12 @@ struct StagedEntries {
     /// Sets owner (when root), mode, xattrs (except overlay ones) and times on `name` in `dir`,
     /// in the order that keeps them: chown clears set-id bits and capabilities, so it goes first.
     func setMetadata(_ m: EntryMetadata, _ name: Name, in dir: LayerDir, isSymlink: Bool) throws(Errno) {
-        try name.withCString { (n) throws(Errno) in
-            if isRoot { try Sys.fchownat(dir.fd, n, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) }
+        try name.withFileName { (n) throws(Errno) in
+            if isRoot { try Sys.fchownat(dir.fd, n.cString, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) }
             if !isSymlink && !isRoot {
-                try recordOwnership(m, n, in: dir)
+                try recordOwnership(m, n.cString, in: dir)
             } else if !isSymlink {
-                try Sys.fchmodat(dir.fd, n, m.mode & 0o7777)
+                try Sys.fchmodat(dir.fd, n.cString, m.mode & 0o7777)
             }
             if !m.xattrs.isEmpty {
                 let fd = try dir.openFile(n, O_PATH)
@@ -87,7 +87,7 @@ struct StagedEntries {
                     }
                 }
             }
-            try Sys.utimensat(dir.fd, n, (m.mtime, m.mtime), AT_SYMLINK_NOFOLLOW)
+            try Sys.utimensat(dir.fd, n.cString, (m.mtime, m.mtime), AT_SYMLINK_NOFOLLOW)
         }
     }
 
@@ -108,18 +108,19 @@ struct StagedEntries {
         try recordOwnership(uid: 0, gid: 0, mode: 0o755, ".", in: root)
         for parts in implicitDirectories {
             var parent = root
-            for p in parts.dropLast() { parent = try p.withCString { (c) throws(Errno) in try parent.openChild(c) } }
+            for p in parts.dropLast() { parent = try p.withFileName { (c) throws(Errno) in try parent.openChild(c) } }
             try parts.last!.withCString { (c) throws(Errno) in try recordOwnership(uid: 0, gid: 0, mode: 0o755, c, in: parent) }
         }
     }
 
+    /// `n` is a name in `dir`, or "." for `dir` itself (the layer's root).
     private func recordOwnership(uid: uid_t, gid: gid_t, mode: mode_t, _ n: UnsafePointer<CChar>, in dir: LayerDir) throws(Errno) {
-        let type = (try dir.stat(n)).st_mode & S_IFMT
+        let type = (try Sys.fstatat(dir.fd, n)).st_mode & S_IFMT
         try Sys.fchmodat(dir.fd, n, (mode & 0o7777) | (type == S_IFDIR ? 0o700 : 0o600))
         // The kernel allows user.* xattrs on regular files and directories only.
         guard type == S_IFREG || type == S_IFDIR else { return }
         let value = Array("\(uid):\(gid):0\(String(mode & 0o7777, radix: 8))".utf8)
-        let fd = try dir.openFile(n, O_PATH)
+        let fd = try Sys.openat(dir.fd, n, O_PATH | O_NOFOLLOW)
         defer { Sys.close(fd) }
         try withProcFDPath(fd) { (path) throws(Errno) in
             try Errno.lift { try value.withUnsafeBytes { v in try Sys.pathSetxattr(path, "user.containers.override_stat", v, 0) } }

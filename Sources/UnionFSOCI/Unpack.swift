@@ -61,10 +61,10 @@ struct Unpack {
     }
 
     private mutating func create(_ name: Name, in dir: LayerDir, type: mode_t, input: ArchiveInput) throws {
-        try name.withCString { (n) throws in
+        try name.withFileName { (n) throws in
             switch type {
             case S_IFDIR:
-                if (try? dir.stat(n)) == nil { try Sys.mkdirat(dir.fd, n, 0o700) }
+                if (try? dir.stat(n)) == nil { try Sys.mkdirat(dir.fd, n.cString, 0o700) }
             case S_IFREG:
                 let fd = try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL, 0o600)
                 defer { Sys.close(fd) }
@@ -82,11 +82,11 @@ struct Unpack {
                 guard let target = input.symlink else { throw Errno.invalidArgument }
                 try target.withUnsafeBufferPointer { t in
                     try Errno.lift { try (Array(t) + [0]).withUnsafeBytes { b in
-                        try Sys.symlinkat(b.baseAddress!.assumingMemoryBound(to: CChar.self), dir.fd, n)
+                        try Sys.symlinkat(b.baseAddress!.assumingMemoryBound(to: CChar.self), dir.fd, n.cString)
                     } }
                 }
             default:
-                try Sys.mknodat(dir.fd, n, type | 0o600, type == S_IFIFO ? 0 : input.rdev)
+                try Sys.mknodat(dir.fd, n.cString, type | 0o600, type == S_IFIFO ? 0 : input.rdev)
             }
         }
     }

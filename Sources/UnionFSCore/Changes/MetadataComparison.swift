@@ -22,8 +22,8 @@ enum MetadataComparison {
 
     /// True when the two regular files carry different `security.capability` bytes (a file
     /// given or stripped of capabilities is changed even with the same mode and times).
-    static func capabilitiesDiffer(_ a: stat, in aDir: LayerDir, _ aName: UnsafePointer<CChar>,
-                                   _ bDir: LayerDir, _ bName: UnsafePointer<CChar>) -> Bool {
+    static func capabilitiesDiffer(_ a: stat, in aDir: LayerDir, _ aName: borrowing FileName,
+                                   _ bDir: LayerDir, _ bName: borrowing FileName) -> Bool {
         guard a.st_mode & S_IFMT == S_IFREG else { return false }
         return EntryXattrs.value(in: aDir, aName, "security.capability")
             != EntryXattrs.value(in: bDir, bName, "security.capability")

@@ -80,12 +80,12 @@ public struct PlainDirectory: TreeDirectory {
         let dir = self.dir
         try Sys.forEachEntry(in: dir.fd) { (e) throws(Errno) in
             let name = Name(bytes: e.name)
-            let st = try dir.stat(e.cName)
+            let st = try dir.stat(e.fileName)
             out.append(TreeEntry(
                 name: name, stat: st,
-                capability: { name.withCString { EntryXattrs.value(in: dir, $0, "security.capability") } },
+                capability: { name.withFileName { n in EntryXattrs.value(in: dir, n, "security.capability") } },
                 open: { () throws(Errno) -> any TreeDirectory in
-                    PlainDirectory(try name.withCString { (n) throws(Errno) in try dir.openChild(n) })
+                    PlainDirectory(try name.withFileName { (n) throws(Errno) in try dir.openChild(n) })
                 }))
         }
         return out
@@ -111,10 +111,10 @@ public struct MergedDirectory: TreeDirectory {
     public func entries() throws(Errno) -> [TreeEntry] {
         let stack = self.stack
         return try stack.mergedListing(of: layers).map { (e) throws(Errno) -> TreeEntry in
-            let r = try e.name.withCString { (n) throws(Errno) in try stack.resolve(n, in: layers) }
+            let r = try e.name.withFileName { (n) throws(Errno) in try stack.resolve(n, in: layers) }
             return TreeEntry(
                 name: e.name, stat: r.stat,
-                capability: { e.name.withCString { EntryXattrs.value(in: r.parentDir, $0, "security.capability") } },
+                capability: { e.name.withFileName { n in EntryXattrs.value(in: r.parentDir, n, "security.capability") } },
                 open: { () throws(Errno) -> any TreeDirectory in MergedDirectory(stack: stack, layers: r.layers) })
         }
     }

@@ -67,17 +67,17 @@ public final class UpperChanges: Sendable {
         let isDir = st.st_mode & S_IFMT == S_IFDIR
         guard let lower, let old = try lookup(name, in: lower) else {
             out.append(Change(.added, pathBytes: path))
-            if isDir { try addAll(name.withCString { (n) throws(Errno) in try dir.openChild(n) }, path: path, into: &out) }
+            if isDir { try addAll(name.withFileName { (n) throws(Errno) in try dir.openChild(n) }, path: path, into: &out) }
             return
         }
         var changed = MetadataComparison.differs(st, old.stat)
         if !changed {
-            changed = name.withCString { n in
+            changed = name.withFileName { n in
                 MetadataComparison.capabilitiesDiffer(st, in: dir, n, old.parentDir, n)
             }
         }
         if isDir {
-            let child = try name.withCString { (n) throws(Errno) in try dir.openChild(n) }
+            let child = try name.withFileName { (n) throws(Errno) in try dir.openChild(n) }
             if old.isDirectory {
                 let opaque = hidesLower || reader.isOpaque(child)
                 if try walk(child, path: path, lower: old.layers, hidesLower: opaque, into: &out) { changed = true }
@@ -94,7 +94,7 @@ public final class UpperChanges: Sendable {
             let childPath = path + [0x2f] + name.bytes
             out.append(Change(.added, pathBytes: childPath))
             if st.st_mode & S_IFMT == S_IFDIR {
-                try addAll(name.withCString { (n) throws(Errno) in try dir.openChild(n) }, path: childPath, into: &out)
+                try addAll(name.withFileName { (n) throws(Errno) in try dir.openChild(n) }, path: childPath, into: &out)
             }
         }
     }
@@ -102,7 +102,7 @@ public final class UpperChanges: Sendable {
     /// `name` in the merged lower directory `lower`, or nil when the lowers do not show it.
     private func lookup(_ name: Name, in lower: [DirLayer]) throws(Errno) -> ResolvedEntry? {
         do {
-            return try name.withCString { (n) throws(Errno) in try lowers.resolve(n, in: lower) }
+            return try name.withFileName { (n) throws(Errno) in try lowers.resolve(n, in: lower) }
         } catch .noSuchFileOrDirectory {
             return nil
         }

@@ -43,7 +43,7 @@ package struct UpperReader: Sendable {
                 if let hidden = name.dropFirst(4) { whiteouts.append(hidden) }
                 return
             }
-            let st = try dir.stat(e.cName)
+            let st = try dir.stat(e.fileName)
             if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 {
                 whiteouts.append(name)
             } else {
@@ -66,6 +66,6 @@ package struct UpperReader: Sendable {
             let probe = n.withCString { dir.xattrPrefix($0, limit: 2) }
             if probe == .value([0x79]) { return true }  // exactly "y"
         }
-        return format == .any && (try? dir.stat(".wh..wh..opq")) != nil
+        return format == .any && (try? dir.stat(FileName(".wh..wh..opq"))) != nil
     }
 }

@@ -22,20 +22,20 @@ public final class InodeNumbers: Sendable {
         var overflow: [FileID: UInt64] = [:]
         var nextOverflow: UInt64 = 1 << 63
         var copiedUp: [FileID: UInt64] = [:]
-        var linkNodes: [LinkName: UInt64] = [:]
-        var shownFor: [UInt64: UInt64] = [:]
+        var linkNodes: [LinkName: NodeID] = [:]
+        var shownFor: [NodeID: UInt64] = [:]
     }
 
     /// One name of a lower hard link: the directory's node id and the name in it.
     private struct LinkName: Hashable {
-        let parent: UInt64
+        let parent: NodeID
         let name: Name
     }
     /// Set once a lower hard link was given per-name nodes, so the common path skips the map.
     private let anyLinkNode = Atomic<Bool>(false)
 
-    /// The FUSE root node id; no other file reports it.
-    public static let root: UInt64 = 1
+    /// The FUSE root node id's number; no other file reports it.
+    private static let root = NodeID.root.rawValue
 
     /// The layers' filesystems in index order; immutable, so the common path takes no lock.
     private let knownDevices: [UInt64]
@@ -91,11 +91,11 @@ public final class InodeNumbers: Sendable {
     /// `index` feature): a change through one name must not show through the other. So each
     /// name gets its own node, with an id from the overflow range, while `st_ino` stays
     /// `number` for every name, as the kernel reports it. Stable for the life of the mount.
-    public func linkNode(for number: UInt64, parent: UInt64, name: Name) -> UInt64 {
+    public func linkNode(for number: UInt64, parent: NodeID, name: Name) -> NodeID {
         let id = state.withLock { s in
             let key = LinkName(parent: parent, name: name)
             if let id = s.linkNodes[key] { return id }
-            let id = s.nextOverflow
+            let id = NodeID(s.nextOverflow)
             s.nextOverflow += 1
             s.linkNodes[key] = id
             s.shownFor[id] = number
@@ -107,9 +107,9 @@ public final class InodeNumbers: Sendable {
 
     /// The `st_ino` shown for the node `id`: the id itself but for per-name link nodes.
     @inline(__always)
-    public func shown(_ id: UInt64) -> UInt64 {
-        guard anyLinkNode.load(ordering: .relaxed) else { return id }
-        return state.withLock { $0.shownFor[id] } ?? id
+    public func shown(_ id: NodeID) -> UInt64 {
+        guard anyLinkNode.load(ordering: .relaxed) else { return id.rawValue }
+        return state.withLock { $0.shownFor[id] } ?? id.rawValue
     }
 
     /// Forgets a copy-up record once its upper file is gone (its inode number may be reused).

@@ -4,8 +4,9 @@ import SystemPackage
 
 /// One file or directory the kernel knows by a node id.
 ///
-/// The node id is the inode number the mount reports (`st_ino`), except for the root (1), so a
-/// file keeps its id across copy-up and hard links share one node. The node remembers where it
+/// The node id (`NodeID`) is the inode number the mount reports (`st_ino`), except for the root
+/// (1) and the per-name nodes of lower hard links, so a file keeps its id across copy-up and
+/// hard links share one node. The node remembers where it
 /// lives now (`ResolvedEntry`: its topmost layer, and for a directory every layer that merges
 /// into it) and the name it was found under, which copy-up needs to rebuild its path in the upper.
 ///
@@ -28,7 +29,7 @@ import SystemPackage
 /// Lock order: a parent's lock before a child's; a node's lock before the node table's shard
 /// locks; never two siblings at once. No lock is held across a blocking syscall on a read path.
 public final class Node: Sendable {
-    public let id: UInt64
+    public let id: NodeID
     /// The stack the node lives in, to find it again once its descriptors were given back.
     let stack: LayerStack
     /// A directory (merged over one or more layers) or not; never changes for a node id.
@@ -109,6 +110,10 @@ public final class Node: Sendable {
 
         /// True when `n` in `p` is the name the node uses.
         func isNamed(_ n: Name, in p: Node) -> Bool { parent?.id == p.id && name == n }
+        func isNamed(_ n: borrowing FileName, in p: Node) -> Bool {
+            guard parent?.id == p.id, let name else { return false }
+            return n.equals(name)
+        }
 
         /// Records that the kernel found the node as `n` in `p`: that name is used from now on.
         /// With `keepOld` (a file with several links) the name used before stays known.
@@ -147,9 +152,10 @@ public final class Node: Sendable {
         let name: Name
         /// Compared by node id: a directory the kernel forgot and found again is a new object.
         func `is`(_ p: Node, _ n: Name) -> Bool { parent.id == p.id && name == n }
+        func `is`(_ p: Node, _ n: borrowing FileName) -> Bool { parent.id == p.id && n.equals(name) }
     }
 
-    init(id: UInt64, stack: LayerStack, parent: Node?, name: Name?, entry: ResolvedEntry) {
+    init(id: NodeID, stack: LayerStack, parent: Node?, name: Name?, entry: ResolvedEntry) {
         self.id = id
         self.stack = stack
         isDirectory = entry.isDirectory
@@ -174,9 +180,11 @@ public final class Node: Sendable {
             if let held { return (held, name) }
             guard let parent, let name else { throw .ioError }  // the root is always held
             let parentLayers = try parent.directoryLayers()
-            var found = try name.withCString { (n) throws(Errno) in try stack.resolve(n, in: parentLayers) }
-            guard stack.nodeID(of: found, parent: parent.id, name: name) == id else { throw .staleNFSFileHandle }
-            found.stat.st_ino = ino_t(id)
+            let found = try name.withFileName { (n) throws(Errno) -> ResolvedEntry in
+                let found = try stack.resolve(n, in: parentLayers)
+                guard stack.nodeID(of: found, parent: parent.id, name: n) == id else { throw .staleNFSFileHandle }
+                return found
+            }
             let kept = state.withLock { s -> (ResolvedEntry, Name?)? in
                 if let e = s.entry { return (e, s.name) }
                 guard s.generation == generation else { return nil }  // moved meanwhile: again
@@ -198,11 +206,11 @@ public final class Node: Sendable {
 
     /// Runs `body` with the topmost entry as (directory in its layer, name), or for a directory
     /// (and the root) with its own descriptor and nil.
-    func withTopEntry<R>(_ body: (LayerDir, UnsafePointer<CChar>?) throws(Errno) -> R) throws(Errno) -> R {
+    func withTopEntry<R>(_ body: (LayerDir, borrowing FileName?) throws(Errno) -> R) throws(Errno) -> R {
         let (entry, name) = try location()
         if let first = entry.layers.first { return try body(first.dir, nil) }
         guard let name else { throw .noSuchFileOrDirectory }
-        return try name.withCString { (n) throws(Errno) in try body(entry.parentDir, n) }
+        return try name.withFileName { (n) throws(Errno) in try body(entry.parentDir, FileName(unchecked: n.cString, count: n.count)) }
     }
 
     /// `lstat` of the topmost entry, with the reported inode number, and the number of layers
@@ -210,7 +218,7 @@ public final class Node: Sendable {
     func attributes() throws(Errno) -> (stat: stat, mergedLayers: Int) {
         if let file = state.withLock({ $0.unlinked }) {
             var st = try Sys.fstat(file.fd)
-            st.st_ino = ino_t(id)
+            st.st_ino = ino_t(stack.inodes.shown(id))
             return (st, 0)
         }
         for _ in 0..<4 {
@@ -221,7 +229,7 @@ public final class Node: Sendable {
                 st = try first.dir.stat()
             } else {
                 guard let name else { throw .noSuchFileOrDirectory }
-                st = try name.withCString { (n) throws(Errno) in try entry.parentDir.stat(n) }
+                st = try name.withFileName { (n) throws(Errno) in try entry.parentDir.stat(n) }
                 // An upper name may have gone to another file meanwhile (lower names never
                 // change): never report its attributes as this node's. ESTALE makes the kernel
                 // walk the path again.
@@ -230,7 +238,7 @@ public final class Node: Sendable {
                     throw .staleNFSFileHandle
                 }
             }
-            st.st_ino = ino_t(id)
+            st.st_ino = ino_t(stack.inodes.shown(id))
             return (st, entry.layers.count)
         }
         throw .staleNFSFileHandle
@@ -239,7 +247,7 @@ public final class Node: Sendable {
     /// True when `st` is this node's file: its own inode or its copy-up.
     func isOwn(_ st: stat) -> Bool {
         let number = stack.inodes.reported(FileID(st))
-        return number == id || number == stack.inodes.shown(id)
+        return number == id.rawValue || number == stack.inodes.shown(id)
     }
 }
 
@@ -251,7 +259,7 @@ public final class Node: Sendable {
 final class NodeTable: Sendable {
     private final class Shard: Sendable {
         /// Lock order: leaf lock; taken after any node lock, never before one.
-        let slots = Mutex<[UInt64: Slot]>([:])
+        let slots = Mutex<[NodeID: Slot]>([:])
     }
     private struct Slot {
         let node: Node
@@ -264,16 +272,17 @@ final class NodeTable: Sendable {
     init() { shards = (0..<Self.shardCount).map { _ in Shard() } }
 
     @inline(__always)
-    private func shard(_ id: UInt64) -> Shard {
-        shards[Int(truncatingIfNeeded: (id ^ (id >> 17)) & UInt64(Self.shardCount - 1))]
+    private func shard(_ node: NodeID) -> Shard {
+        let id = node.rawValue
+        return shards[Int(truncatingIfNeeded: (id ^ (id >> 17)) & UInt64(Self.shardCount - 1))]
     }
 
-    func get(_ id: UInt64) -> Node? {
+    func get(_ id: NodeID) -> Node? {
         shard(id).slots.withLock { $0[id]?.node }
     }
 
     /// Adds one lookup to the node `id`, making it with `make` when the kernel holds none.
-    func reference(_ id: UInt64, make: () -> Node) -> Node {
+    func reference(_ id: NodeID, make: () -> Node) -> Node {
         shard(id).slots.withLock { slots in
             if var slot = slots[id] {
                 slot.lookups += 1
@@ -293,7 +302,7 @@ final class NodeTable: Sendable {
 
     /// Drops `count` lookups; the node goes when none is left (and its memory back to the
     /// system once enough went: `MemoryTrim`).
-    func forget(_ id: UInt64, _ count: UInt64) {
+    func forget(_ id: NodeID, _ count: UInt64) {
         let freed = shard(id).slots.withLock { slots -> Node? in
             guard var slot = slots[id] else { return nil }
             if slot.lookups <= count {

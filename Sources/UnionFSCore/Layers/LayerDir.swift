@@ -38,8 +38,8 @@ public final class LayerDir: Sendable {
 
     /// Opens the directory `name` directly below this one, refusing symlinks (`ELOOP`/`ENOTDIR`).
     
-    public func openChild(_ name: UnsafePointer<CChar>) throws(Errno) -> LayerDir {
-        try LayerDir.adopt(Sys.openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
+    public func openChild(_ name: borrowing FileName) throws(Errno) -> LayerDir {
+        try LayerDir.adopt(Sys.openat(fd, name.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
     }
 
     /// Opens `..` of this directory (used only to check that two layer roots do not nest).
@@ -52,8 +52,8 @@ public final class LayerDir: Sendable {
 
     /// `fstatat` of an entry in this directory, never following a symlink.
     @inline(__always)
-    public func stat(_ name: UnsafePointer<CChar>) throws(Errno) -> Glibc.stat {
-        try Sys.fstatat(fd, name, AT_SYMLINK_NOFOLLOW)
+    public func stat(_ name: borrowing FileName) throws(Errno) -> Glibc.stat {
+        try Sys.fstatat(fd, name.cString, AT_SYMLINK_NOFOLLOW)
     }
 
     /// `fstat` of this directory itself.
@@ -61,16 +61,16 @@ public final class LayerDir: Sendable {
 
     /// Opens a non-directory entry of this directory; `O_NOFOLLOW` is always added.
     @inline(__always)
-    public func openFile(_ name: UnsafePointer<CChar>, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
-        try Sys.openat(fd, name, flags | O_NOFOLLOW, mode)
+    public func openFile(_ name: borrowing FileName, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
+        try Sys.openat(fd, name.cString, flags | O_NOFOLLOW, mode)
     }
 
     /// Reads the target of the symlink `name` in this directory.
-    public func readlink(_ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+    public func readlink(_ name: borrowing FileName) throws(Errno) -> [UInt8] {
         var size = 256
         while true {
             var buf = [UInt8](repeating: 0, count: size)
-            let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(fd, name, b) } }
+            let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(fd, name.cString, b) } }
             if n < size { return Array(buf.prefix(n)) }
             size *= 4
             if size > Int(PATH_MAX) * 4 { throw .fileNameTooLong }
@@ -98,10 +98,10 @@ extension LayerDir {
     /// target), without opening the entry: `getxattrat(2)` where the kernel has it (6.13),
     /// else `lgetxattr` of `/proc/self/fd/<fd>/<name>`, a path walk through procfs that costs
     /// several times more. Returns the value's length.
-    func entryXattr(_ name: UnsafePointer<CChar>, _ xattr: UnsafePointer<CChar>,
+    func entryXattr(_ name: borrowing FileName, _ xattr: UnsafePointer<CChar>,
                     _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         if LayerDir.xattrAtCalls.load(ordering: .relaxed) {
-            do { return try Sys.getxattrat(fd, name, xattr, buffer) } catch .noFunction {
+            do { return try Sys.getxattrat(fd, name.cString, xattr, buffer) } catch .noFunction {
                 LayerDir.xattrAtCalls.store(false, ordering: .relaxed)
             }
         }
@@ -109,9 +109,9 @@ extension LayerDir {
     }
 
     /// The xattr names of the entry `name` of this directory, as `entryXattr` reads a value.
-    func entryXattrList(_ name: UnsafePointer<CChar>, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    func entryXattrList(_ name: borrowing FileName, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         if LayerDir.xattrAtCalls.load(ordering: .relaxed) {
-            do { return try Sys.listxattrat(fd, name, buffer) } catch .noFunction {
+            do { return try Sys.listxattrat(fd, name.cString, buffer) } catch .noFunction {
                 LayerDir.xattrAtCalls.store(false, ordering: .relaxed)
             }
         }
@@ -127,14 +127,13 @@ extension LayerDir {
     /// Only for `l*xattr` calls (which never follow the last component), so a symlink `name`
     /// is read itself and never followed.
     @inline(__always)
-    func withEntryPath<R>(_ name: UnsafePointer<CChar>, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
-        let n = strlen(name)
-        guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
+    func withEntryPath<R>(_ name: borrowing FileName, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+        let n = name.count
         return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32 + n + 2) { (buf) throws(Errno) -> R in
             let p = buf.baseAddress!
             let used = snprintfFD(p, fd)
             p[used] = 0x2f  // "/"
-            (p + used + 1).update(from: name, count: n + 1)
+            (p + used + 1).update(from: name.cString, count: n + 1)
             return try body(p)
         }
     }
@@ -165,11 +164,10 @@ fileprivate func snprintfFD(_ p: UnsafeMutablePointer<CChar>, _ fd: Int32) -> In
     let prefix: StaticString = "/proc/self/fd/"
     let n = prefix.utf8CodeUnitCount
     UnsafeMutableRawPointer(p).copyMemory(from: prefix.utf8Start, byteCount: n)
-    var digits = [CChar](repeating: 0, count: 0)
-    var v = Int(fd)
-    repeat { digits.append(CChar(48 + v % 10)); v /= 10 } while v > 0
-    var i = n
-    for d in digits.reversed() { p[i] = d; i += 1 }
-    p[i] = 0
-    return i
+    var width = 1, v = Int(fd)
+    while v >= 10 { v /= 10; width += 1 }
+    v = Int(fd)
+    for i in stride(from: n + width - 1, through: n, by: -1) { p[i] = CChar(48 + v % 10); v /= 10 }
+    p[n + width] = 0
+    return n + width
 }

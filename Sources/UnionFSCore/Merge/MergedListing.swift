@@ -49,15 +49,15 @@ extension LayerStack {
                 var type = e.type
                 var st: stat? = nil
                 if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_CHR) {
-                    let s = try dl.dir.stat(e.cName)
+                    let s = try dl.dir.stat(e.fileName)
                     st = s
                     type = UInt8(truncatingIfNeeded: (s.st_mode & S_IFMT) >> 12)
                     if s.st_mode & S_IFMT == S_IFCHR && s.st_rdev == 0 { return }
                 }
                 if isLower && dl.holdsXattrWhiteouts && type == UInt8(DT_REG) {
                     let s: stat
-                    if let known = st { s = known } else { s = try dl.dir.stat(e.cName) }
-                    if s.st_size == 0 && isXattrWhiteout(e.cName, in: dl.dir) { return }
+                    if let known = st { s = known } else { s = try dl.dir.stat(e.fileName) }
+                    if s.st_size == 0 && isXattrWhiteout(e.fileName, in: dl.dir) { return }
                 }
                 entries.append(MergedEntry(name: name, type: type,
                                            ino: inodes.reported(FileID(device: device, inode: e.ino)),

@@ -50,7 +50,7 @@ extension LayerStack {
     /// directories are gathered down the stack until an opaque one, or until a non-directory
     /// below them ends the merge. One `fstatat` per layer probed, plus one for the OCI whiteout
     /// name in lower layers where the name is absent.
-    public func resolve(_ name: UnsafePointer<CChar>, in parent: [DirLayer]) throws(Errno) -> ResolvedEntry {
+    public func resolve(_ name: borrowing FileName, in parent: [DirLayer]) throws(Errno) -> ResolvedEntry {
         var result: ResolvedEntry? = nil
         for dl in parent {
             let hit = try probe(name, in: dl)
@@ -59,24 +59,16 @@ extension LayerStack {
                 continue
             }
             let isDir = st.st_mode & S_IFMT == S_IFDIR
-            if var r = result {
-                // Below a directory: merge only directories, stop at anything else.
+            if result == nil {
+                result = ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: [])
                 guard isDir else { break }
-                let child = try dl.dir.openChild(name)
-                let opacity = self.opacity(of: child, layer: dl.layer)
-                r.layers.append(DirLayer(layer: dl.layer, dir: child,
-                                         holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
-                result = r
-                if opacity == .opaque { break }
-                continue
+            } else if !isDir {
+                break  // below a directory: merge only directories, stop at anything else
             }
-            var r = ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: [])
-            guard isDir else { return r }
             let child = try dl.dir.openChild(name)
             let opacity = self.opacity(of: child, layer: dl.layer)
-            r.layers.append(DirLayer(layer: dl.layer, dir: child,
-                                     holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
-            result = r
+            result!.layers.append(DirLayer(layer: dl.layer, dir: child,
+                                           holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
             if opacity == .opaque { break }
         }
         guard let r = result else { throw .noSuchFileOrDirectory }
@@ -85,13 +77,10 @@ extension LayerStack {
 
     /// Looks at `name` in one layer's directory.
     @inline(__always)
-    func probe(_ name: UnsafePointer<CChar>, in dl: DirLayer) throws(Errno) -> LayerHit {
+    func probe(_ name: borrowing FileName, in dl: DirLayer) throws(Errno) -> LayerHit {
         let isLower = !layers[dl.layer].isUpper
         // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
-        if isLower && configuration.ociWhiteouts && name[0] == 0x2e && name[1] == 0x77
-            && name[2] == 0x68 && name[3] == 0x2e {
-            return .absent
-        }
+        if isLower && configuration.ociWhiteouts && name.hasPrefix(".wh.") { return .absent }
         let st: stat
         do {
             st = try dl.dir.stat(name)
@@ -110,28 +99,24 @@ extension LayerStack {
     }
 
     /// True when `.wh.<name>` exists in `dir` (the OCI/AUFS whiteout form).
-    func hasOCIWhiteout(for name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        let n = strlen(name)
-        guard n + 4 <= Int(NAME_MAX) else { return false }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 5) { buf in
-            let p = buf.baseAddress!
-            p[0] = 0x2e; p[1] = 0x77; p[2] = 0x68; p[3] = 0x2e  // ".wh."
-            (p + 4).update(from: name, count: n + 1)
-            return (try? dir.stat(p)) != nil
-        }
+    func hasOCIWhiteout(for name: borrowing FileName, in dir: LayerDir) -> Bool {
+        (try? name.withPrefix(".wh.") { (marker) throws(Errno) in _ = try dir.stat(marker) }) != nil
     }
 
     /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
     /// One xattr call through the directory's descriptor: no descriptor for the file itself.
     /// Both namespaces are read: only lowers hold xattr whiteouts.
-    func isXattrWhiteout(_ name: UnsafePointer<CChar>, in dir: LayerDir) -> Bool {
-        func has(_ xattr: [CChar]?) -> Bool {
-            guard let xattr else { return false }
-            return (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
-                try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
-            }) != nil
-        }
-        return has(names.whiteout) || has(names.otherWhiteout)
+    func isXattrWhiteout(_ name: borrowing FileName, in dir: LayerDir) -> Bool {
+        has(names.whiteout, name, in: dir) || has(names.otherWhiteout, name, in: dir)
+    }
+
+    /// True when the entry `name` of `dir` carries the xattr `xattr` (nil: one this process
+    /// cannot read).
+    private func has(_ xattr: [CChar]?, _ name: borrowing FileName, in dir: LayerDir) -> Bool {
+        guard let xattr else { return false }
+        return (try? xattr.withUnsafeBufferPointer { (n) throws(Errno) -> Int in
+            try dir.entryXattr(name, n.baseAddress!, UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        }) != nil
     }
 
     /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
@@ -144,7 +129,7 @@ extension LayerStack {
         case .value([0x78]): return .holdsXattrWhiteouts
         default: break
         }
-        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(".wh..wh..opq")) != nil {
+        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(FileName(".wh..wh..opq"))) != nil {
             return .opaque
         }
         return .none

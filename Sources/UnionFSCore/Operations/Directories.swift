@@ -16,9 +16,9 @@ import SystemPackage
 /// (`sharedListing`): dropped when a reader reaches the end, by the descriptor budget, or when
 /// the kernel forgets the node; `releasedir` has nothing to free.
 public final class DirectoryHandle: Sendable {
-    public let node: UInt64
+    public let node: NodeID
     let directory: Node
-    let parentID: UInt64
+    let parentID: NodeID
     let stack: LayerStack
     /// The listing, once taken. Lock order: before node locks (the merge reads the directory
     /// node's state), never taken under one; held across a merge only by the reader of this
@@ -59,7 +59,7 @@ public final class DirectoryHandle: Sendable {
         case untrusted
     }
 
-    init(directory: Node, parentID: UInt64, stack: LayerStack) {
+    init(directory: Node, parentID: NodeID, stack: LayerStack) {
         self.node = directory.id
         self.directory = directory
         self.parentID = parentID
@@ -75,8 +75,8 @@ public final class DirectoryHandle: Sendable {
             let layers = try directory.directoryLayers()
             let change = try upperChange(layers)
             var entries = [
-                MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: node),
-                MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: parentID),
+                MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: stack.inodes.shown(node)),
+                MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: stack.inodes.shown(parentID)),
             ]
             var offsets: [Int64] = [1, 2]
             let merged = ListingOrder.sorted(try stack.mergedListing(of: layers))
@@ -124,11 +124,11 @@ public final class DirectoryHandle: Sendable {
 extension UnionFileSystem {
     /// The listing readdir answers from for the directory `id` through the mount: one per
     /// directory node, shared by its readers, made at the first readdir.
-    public func sharedListing(_ id: UInt64) throws(Errno) -> DirectoryHandle {
+    public func sharedListing(_ id: NodeID) throws(Errno) -> DirectoryHandle {
         let n = try node(id)
         guard n.isDirectory else { throw .notDirectory }
         if let held = n.state.withLock({ $0.listing }) { return held }
-        let parentID = n.state.withLock { $0.parent?.id } ?? InodeNumbers.root
+        let parentID = n.state.withLock { $0.parent?.id } ?? .root
         let made = DirectoryHandle(directory: n, parentID: parentID, stack: stack)
         return n.state.withLock { s in
             if let held = s.listing { return held }

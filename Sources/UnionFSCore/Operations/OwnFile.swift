@@ -31,7 +31,7 @@ extension UnionFileSystem {
             guard let name else { throw .isDirectory }
             let fd: Int32
             do {
-                fd = try name.withCString { (c) throws(Errno) in try entry.parentDir.openFile(c, O_PATH) }
+                fd = try name.withFileName { (c) throws(Errno) in try entry.parentDir.openFile(c, O_PATH) }
             } catch .noSuchFileOrDirectory {
                 if n.state.withLock({ $0.generation }) != generation { continue }
                 throw .noSuchFileOrDirectory
@@ -51,8 +51,10 @@ extension UnionFileSystem {
         let flags = flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)
         if !stack.isWritable || !n.isInUpper(stack), n.state.withLock({ $0.unlinked }) == nil {
             return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
-                guard let name else { throw .isDirectory }
-                return try dir.openFile(name, flags)
+                switch name {
+                case .some(let name): return try dir.openFile(name, flags)
+                case .none: throw .isDirectory
+                }
             }
         }
         let (probe, st) = try ownFile(n)

@@ -29,7 +29,7 @@ extension UnionFileSystem {
 
     /// `present` for a node's current entry, reaching it through `/proc/self/fd` only when an
     /// override xattr may apply.
-    func present(_ st: stat, node id: UInt64) -> stat {
+    func present(_ st: stat, node id: NodeID) -> stat {
         guard overrideXattrName != nil else { return present(st, at: nil) }
         return (try? withXattrPath(id) { (p) throws(Errno) -> stat in present(st, at: p) }) ?? present(st, at: nil)
     }

@@ -15,14 +15,14 @@ extension UnionFileSystem {
     /// changed since (`current`), so a non-directory is probed in that layer alone: one
     /// `fstatat` instead of one or two per layer above it. Directories (which need every layer
     /// they merge) and anything the probe does not confirm take the ordinary lookup.
-    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirLayer], current: Bool) throws(Errno) -> stat {
-        try e.name.withCString { (name) throws(Errno) -> stat in
+    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirLayer], current: Bool) throws(Errno) -> NodeEntry {
+        try e.name.withFileName { (name) throws(Errno) -> NodeEntry in
             if current, e.type != UInt8(DT_DIR), e.layer >= 0,
                let dl = layers.first(where: { $0.layer == e.layer }),
                case .entry(let st) = try stack.probe(name, in: dl), st.st_mode & S_IFMT != S_IFDIR {
                 let p = try node(handle.node)
-                return try reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
-                                     name: name, in: p)
+                return reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
+                                 name: name, in: p)
             }
             return try lookup(parent: handle.node, name: name)
         }

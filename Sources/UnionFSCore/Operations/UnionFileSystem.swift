@@ -47,8 +47,8 @@ public struct FileSystemOptions: Sendable, Equatable {
 
 /// The filesystem operations behind a mount, apart from the FUSE protocol.
 ///
-/// Each method takes node ids and C strings as the kernel sends them, returns plain values and
-/// throws `Errno`; the bridge in `FUSE/` turns each into exactly one reply. Nothing here imports
+/// Each method takes node ids (`NodeID`) and names validated once at the edge (`FileName`),
+/// returns plain values and throws `Errno`; the bridge in `FUSE/` turns each into exactly one reply. Nothing here imports
 /// libfuse, so every operation can be tested without mounting.
 public final class UnionFileSystem: Sendable {
     public let stack: LayerStack
@@ -82,7 +82,7 @@ public final class UnionFileSystem: Sendable {
         } else {
             closeCanFail = stack.isWritable
         }
-        root = Node(id: InodeNumbers.root, stack: stack, parent: nil, name: nil, entry: try view.root())
+        root = Node(id: .root, stack: stack, parent: nil, name: nil, entry: try view.root())
         nodes.pin(root)
     }
 
@@ -93,7 +93,7 @@ public final class UnionFileSystem: Sendable {
     /// Every request starts here, so this is also where the descriptor budget is kept: nodes
     /// found again by name (`Node.location`) open layer directories as lookups do.
     @inline(__always)
-    func node(_ id: UInt64) throws(Errno) -> Node {
+    func node(_ id: NodeID) throws(Errno) -> Node {
         keepWithinBudget()
         guard let n = nodes.get(id) else { throw .noSuchFileOrDirectory }
         return n
@@ -111,26 +111,21 @@ public final class UnionFileSystem: Sendable {
     // MARK: - Lookup and attributes
 
     /// Resolves `name` in the directory `parent` and counts one kernel lookup of the result.
-    public func lookup(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) -> stat {
+    public func lookup(parent: NodeID, name: borrowing FileName) throws(Errno) -> NodeEntry {
         let p = try node(parent)
-        let layers = try p.directoryLayers()
-        let n = strlen(name)
-        guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
-        let entry = try stack.resolve(name, in: layers)
-        return try reference(entry, name: name, in: p)
+        let entry = try stack.resolve(name, in: p.directoryLayers())
+        return reference(entry, name: name, in: p)
     }
 
     /// Counts one kernel lookup of `entry`, found under `name` in `p`, and returns its
-    /// attributes as the mount shows them.
-    func reference(_ resolved: ResolvedEntry, name: UnsafePointer<CChar>, in p: Node) throws(Errno) -> stat {
-        var entry = resolved
-        let childName = try Name(validating: name)
-        let id = stack.nodeID(of: entry, parent: p.id, name: childName)
-        entry.stat.st_ino = ino_t(id)
+    /// attributes as the mount shows them. Allocates only when it makes a node or the node
+    /// was known under another name.
+    func reference(_ entry: ResolvedEntry, name: borrowing FileName, in p: Node) -> NodeEntry {
+        let id = stack.nodeID(of: entry, parent: p.id, name: name)
         var made = false
         let child = nodes.reference(id) {
             made = true
-            return Node(id: id, stack: stack, parent: p, name: childName, entry: entry)
+            return Node(id: id, stack: stack, parent: p, name: Name(name), entry: entry)
         }
         if made {
             keepWithinBudget()
@@ -139,25 +134,28 @@ public final class UnionFileSystem: Sendable {
             // copy-up that finished meanwhile already moved it higher in the stack.
             child.state.withLock { s in
                 if entry.topLayer <= s.topLayer {
-                    s.found(as: childName, in: p, keepOld: !entry.isDirectory && entry.stat.st_nlink > 1)
+                    if !s.isNamed(name, in: p) {
+                        s.found(as: Name(name), in: p, keepOld: !entry.isDirectory && entry.stat.st_nlink > 1)
+                    }
                     s.set(entry)
                 }
                 s.unlinked = nil  // found by name again: a new file that got the same inode
             }
         }
         var st = entry.stat
+        st.st_ino = ino_t(stack.inodes.shown(id))
         if entry.layers.count > 1 { st.st_nlink = 1 }
-        return present(st, node: id)
+        return NodeEntry(node: id, attributes: present(st, node: id))
     }
 
     /// The kernel dropped `count` lookups of `id`.
-    public func forget(_ id: UInt64, count: UInt64) {
-        if id == InodeNumbers.root { return }
+    public func forget(_ id: NodeID, count: UInt64) {
+        if id == .root { return }
         nodes.forget(id, count)
     }
 
     /// `lstat` of a node as the mount reports it.
-    public func getattr(_ id: UInt64) throws(Errno) -> stat {
+    public func getattr(_ id: NodeID) throws(Errno) -> stat {
         let n = try node(id)
         var (st, merged) = try n.attributes()
         if merged > 1 { st.st_nlink = 1 }
@@ -165,7 +163,7 @@ public final class UnionFileSystem: Sendable {
     }
 
     /// The target of a symlink.
-    public func readlink(_ id: UInt64) throws(Errno) -> [UInt8] {
+    public func readlink(_ id: NodeID) throws(Errno) -> [UInt8] {
         let n = try node(id)
         if !n.isDirectory && n.isInUpper(stack) {
             let (fd, st) = try ownFile(n)  // the node's own link, not what has its name now
@@ -174,18 +172,20 @@ public final class UnionFileSystem: Sendable {
             return try readlink(ofPathDescriptor: fd)
         }
         return try n.withTopEntry { (dir, name) throws(Errno) -> [UInt8] in
-            guard let name else { throw .invalidArgument }
-            return try dir.readlink(name)
+            switch name {
+            case .some(let name): return try dir.readlink(name)
+            case .none: throw .invalidArgument
+            }
         }
     }
 
     /// Filesystem statistics of the top layer.
-    public func statfs(_ id: UInt64) throws(Errno) -> statvfs {
+    public func statfs(_ id: NodeID) throws(Errno) -> statvfs {
         try Sys.fstatvfs(stack.layers[0].root.fd)
     }
 
     /// `access(2)` as the kernel would decide it for the caller.
-    public func access(_ id: UInt64, mask: Int32, uid: uid_t, gid: gid_t, groups: [gid_t]) throws(Errno) {
+    public func access(_ id: NodeID, mask: Int32, uid: uid_t, gid: gid_t, groups: [gid_t]) throws(Errno) {
         let st = try getattr(id)
         if mask == F_OK { return }
         if mask & W_OK != 0 && isReadOnly { throw .readOnlyFileSystem }

@@ -9,7 +9,7 @@ public enum XattrAnswer: Equatable, Sendable {
 
 extension UnionFileSystem {
     /// `getxattr`; the private `<ns>.overlay.*` xattrs do not exist on the mount.
-    public func getxattr(_ id: UInt64, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
+    public func getxattr(_ id: NodeID, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
         let len = strlen(name)
         if stack.names.isPrivate(UnsafeRawBufferPointer(start: name, count: len)) { throw .noData }
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
@@ -20,8 +20,10 @@ extension UnionFileSystem {
             // most files have no xattrs at all. Find out in one call.
             let none = try? n.withTopEntry { (dir, name) throws(Errno) -> Bool in
                 let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-                guard let name else { return try Sys.flistxattr(dir.fd, empty) == 0 }
-                return try dir.entryXattrList(name, empty) == 0
+                switch name {
+                case .some(let name): return try dir.entryXattrList(name, empty) == 0
+                case .none: return try Sys.flistxattr(dir.fd, empty) == 0
+                }
             }
             n.state.withLock { s in
                 s.xattrsListed = true
@@ -51,7 +53,7 @@ extension UnionFileSystem {
     }
 
     /// `listxattr`, without the private `<ns>.overlay.*` names.
-    public func listxattr(_ id: UInt64, size: Int) throws(Errno) -> XattrAnswer {
+    public func listxattr(_ id: NodeID, size: Int) throws(Errno) -> XattrAnswer {
         let list = try withXattrPath(id) { (path) throws(Errno) -> [UInt8] in
             while true {
                 let need = try Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))
@@ -90,7 +92,7 @@ extension UnionFileSystem {
 
     /// Runs `body` with a path that reaches the node's topmost entry itself (`/proc/self/fd/N` of
     /// an `O_PATH` descriptor), so that xattr calls work on symlinks and special files too.
-    func withXattrPath<R>(_ id: UInt64, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+    func withXattrPath<R>(_ id: NodeID, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
         let n = try node(id)
         if !n.isDirectory && n.isInUpper(stack) {
             let (fd, _) = try ownFile(n)  // the node's own file, not what has its name now
@@ -98,9 +100,14 @@ extension UnionFileSystem {
             return try withProcFDPath(fd, body)
         }
         return try n.withTopEntry { (dir, name) throws(Errno) -> R in
-            let fd = try name.map { (n) throws(Errno) in try dir.openFile(n, O_PATH) } ?? dir.fd
-            defer { if name != nil { Sys.close(fd) } }
-            return try withProcFDPath(fd, body)
+            switch name {
+            case .some(let name):
+                let fd = try dir.openFile(name, O_PATH)
+                defer { Sys.close(fd) }
+                return try withProcFDPath(fd, body)
+            case .none:
+                return try withProcFDPath(dir.fd, body)
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ public final class UnionView: Sendable {
     public func root() throws(Errno) -> ResolvedEntry {
         let top = stack.layers[0].root
         var st = try top.stat()
-        st.st_ino = ino_t(InodeNumbers.root)
+        st.st_ino = ino_t(NodeID.root.rawValue)
         return ResolvedEntry(stat: st, topLayer: 0, parentDir: top, layers: stack.rootLayers)
     }
 
@@ -30,8 +30,7 @@ public final class UnionView: Sendable {
             if component == "." { continue }
             guard component != ".." else { throw .invalidArgument }
             guard current.isDirectory else { throw .notDirectory }
-            let name = try Name(String(component))
-            current = try name.withCString { (n) throws(Errno) -> ResolvedEntry in
+            current = try FileName.validating(String(component)) { (n) throws(Errno) -> ResolvedEntry in
                 var r = try stack.resolve(n, in: current.layers)
                 r.stat.st_ino = ino_t(stack.inodes.reported(FileID(r.stat)))
                 return r
@@ -56,7 +55,7 @@ public final class UnionView: Sendable {
     public func readlink(_ path: String) throws(Errno) -> String {
         let (entry, name) = try resolveWithName(path)
         guard entry.stat.st_mode & S_IFMT == S_IFLNK else { throw .invalidArgument }
-        let bytes = try name.withCString { (n) throws(Errno) in try entry.parentDir.readlink(n) }
+        let bytes = try name.withFileName { (n) throws(Errno) in try entry.parentDir.readlink(n) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -91,7 +90,7 @@ public final class UnionView: Sendable {
         guard entry.stat.st_mode & S_IFMT == S_IFREG else {
             throw entry.isDirectory ? .isDirectory : .invalidArgument
         }
-        return try name.withCString { (n) throws(Errno) in
+        return try name.withFileName { (n) throws(Errno) in
             try entry.parentDir.openFile(n, O_RDONLY | O_NONBLOCK)
         }
     }

@@ -7,13 +7,13 @@ extension DeviceLoop {
     /// BATCH_FORGET and INTERRUPT get no answer; what is not served here gets `ENOSYS`, after
     /// which the kernel stops asking.
     static func handle(_ op: Operation, _ h: InHeader, _ r: consuming Reply, _ c: FuseConnection, killPrivilegesV2 v2: Bool) {
-        let node = h.node
+        let node = NodeID(h.node)
         switch op {
         case .lookup(let name): c.lookup(r, parent: node, name: name.pointer)
         case .forget(let count): c.forget(r, node: node, count: count)
         case .batchForget(let count, let pairs):
             for i in 0..<count {
-                c.fileSystem.forget(pairs.loadUnaligned(fromByteOffset: i * 16, as: UInt64.self),
+                c.fileSystem.forget(NodeID(pairs.loadUnaligned(fromByteOffset: i * 16, as: UInt64.self)),
                                     count: pairs.loadUnaligned(fromByteOffset: i * 16 + 8, as: UInt64.self))
             }
             r.none()
@@ -30,8 +30,8 @@ extension DeviceLoop {
         case .unlink(let name): c.unlink(r, parent: node, name: name.pointer)
         case .rmdir(let name): c.rmdir(r, parent: node, name: name.pointer)
         case .rename(let newParent, let flags, let name, let newName):
-            c.rename(r, parent: node, name: name.pointer, newParent: newParent, newName: newName.pointer, flags: flags)
-        case .link(let old, let newName): c.link(r, node: old, newParent: node, newName: newName.pointer)
+            c.rename(r, parent: node, name: name.pointer, newParent: NodeID(newParent), newName: newName.pointer, flags: flags)
+        case .link(let old, let newName): c.link(r, node: NodeID(old), newParent: node, newName: newName.pointer)
         case .open(let flags, let openFlags):
             c.open(r, node: node, flags: Int32(bitPattern: flags),
                    killSetID: v2 ? openFlags & RequestFlag.openKillSUIDGID != 0 : nil)

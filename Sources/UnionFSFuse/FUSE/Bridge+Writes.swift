@@ -7,28 +7,28 @@ extension Bridge {
     /// The write side of the operations table (see `operations()` for the rules every entry keeps).
     static func installWriteOperations(_ ops: inout fuse_lowlevel_ops) {
         ops.create = { req, parent, name, mode, fi in
-            Bridge.connection(req).create(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode, flags: fi!.pointee.flags)
+            Bridge.connection(req).create(Bridge.reply(req), parent: NodeID(parent), name: name!, mode: mode, flags: fi!.pointee.flags)
         }
         ops.mknod = { req, parent, name, mode, rdev in
-            Bridge.connection(req).mknod(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode, rdev: rdev)
+            Bridge.connection(req).mknod(Bridge.reply(req), parent: NodeID(parent), name: name!, mode: mode, rdev: rdev)
         }
         ops.mkdir = { req, parent, name, mode in
-            Bridge.connection(req).mkdir(Bridge.reply(req), parent: UInt64(parent), name: name!, mode: mode)
+            Bridge.connection(req).mkdir(Bridge.reply(req), parent: NodeID(parent), name: name!, mode: mode)
         }
         ops.symlink = { req, target, parent, name in
-            Bridge.connection(req).symlink(Bridge.reply(req), target: target!, parent: UInt64(parent), name: name!)
+            Bridge.connection(req).symlink(Bridge.reply(req), target: target!, parent: NodeID(parent), name: name!)
         }
         ops.link = { req, ino, newParent, newName in
-            Bridge.connection(req).link(Bridge.reply(req), node: UInt64(ino), newParent: UInt64(newParent), newName: newName!)
+            Bridge.connection(req).link(Bridge.reply(req), node: NodeID(ino), newParent: NodeID(newParent), newName: newName!)
         }
-        ops.unlink = { req, parent, name in Bridge.connection(req).unlink(Bridge.reply(req), parent: UInt64(parent), name: name!) }
-        ops.rmdir = { req, parent, name in Bridge.connection(req).rmdir(Bridge.reply(req), parent: UInt64(parent), name: name!) }
+        ops.unlink = { req, parent, name in Bridge.connection(req).unlink(Bridge.reply(req), parent: NodeID(parent), name: name!) }
+        ops.rmdir = { req, parent, name in Bridge.connection(req).rmdir(Bridge.reply(req), parent: NodeID(parent), name: name!) }
         ops.rename = { req, parent, name, newParent, newName, flags in
-            Bridge.connection(req).rename(Bridge.reply(req), parent: UInt64(parent), name: name!, newParent: UInt64(newParent),
+            Bridge.connection(req).rename(Bridge.reply(req), parent: NodeID(parent), name: name!, newParent: NodeID(newParent),
                                    newName: newName!, flags: flags)
         }
         ops.setattr = { req, ino, attr, toSet, fi in
-            Bridge.connection(req).setattr(Bridge.reply(req), node: UInt64(ino), Bridge.changes(attr!.pointee, toSet), fh: fi?.pointee.fh)
+            Bridge.connection(req).setattr(Bridge.reply(req), node: NodeID(ino), Bridge.changes(attr!.pointee, toSet), fh: fi?.pointee.fh)
         }
         ops.write_buf = { req, ino, bufv, off, fi in
             let c = Bridge.connection(req), fh = fi!.pointee.fh
@@ -37,7 +37,7 @@ extension Bridge {
             // for); anything else is gathered into memory first.
             if b.count == 1 && b.idx == 0 && b.buf.flags.rawValue & FUSE_BUF_IS_FD.rawValue == 0 {
                 let data = UnsafeRawBufferPointer(start: b.buf.mem.map { UnsafeRawPointer($0) + b.off }, count: b.buf.size - b.off)
-                c.write(Bridge.reply(req), node: UInt64(ino), fh: fh, data: data, offset: Int64(off))
+                c.write(Bridge.reply(req), node: NodeID(ino), fh: fh, data: data, offset: Int64(off))
                 return
             }
             let size = fuse_buf_size(bufv)
@@ -49,7 +49,7 @@ extension Bridge {
             mem.buf.mem = buffer.baseAddress
             let n = fuse_buf_copy(&mem, bufv, fuse_buf_copy_flags(0))
             if n < 0 { Bridge.reply(req).error(Errno(rawValue: Int32(truncatingIfNeeded: -n))); return }
-            c.write(Bridge.reply(req), node: UInt64(ino), fh: fh, data: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), offset: Int64(off))
+            c.write(Bridge.reply(req), node: NodeID(ino), fh: fh, data: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), offset: Int64(off))
         }
         ops.flush = { req, _, fi in Bridge.connection(req).flush(Bridge.reply(req), fh: fi!.pointee.fh) }
         ops.fsync = { req, _, datasync, fi in Bridge.connection(req).fsync(Bridge.reply(req), fh: fi!.pointee.fh, dataOnly: datasync != 0) }

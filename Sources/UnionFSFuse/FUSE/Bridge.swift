@@ -30,43 +30,43 @@ enum Bridge {
             guard let conn, let userdata else { return }
             Bridge.negotiate(conn, Unmanaged<FuseConnection>.fromOpaque(userdata).takeUnretainedValue())
         }
-        ops.lookup = { req, parent, name in Bridge.connection(req).lookup(Bridge.reply(req), parent: UInt64(parent), name: name!) }
-        ops.forget = { req, ino, count in Bridge.connection(req).forget(Bridge.reply(req), node: UInt64(ino), count: count) }
+        ops.lookup = { req, parent, name in Bridge.connection(req).lookup(Bridge.reply(req), parent: NodeID(parent), name: name!) }
+        ops.forget = { req, ino, count in Bridge.connection(req).forget(Bridge.reply(req), node: NodeID(ino), count: count) }
         ops.forget_multi = { req, count, forgets in
             let c = Bridge.connection(req)
-            for i in 0..<count { c.fileSystem.forget(UInt64(forgets![i].ino), count: forgets![i].nlookup) }
+            for i in 0..<count { c.fileSystem.forget(NodeID(forgets![i].ino), count: forgets![i].nlookup) }
             fuse_reply_none(req)
         }
-        ops.getattr = { req, ino, fi in Bridge.connection(req).getattr(Bridge.reply(req), node: UInt64(ino), fh: fi?.pointee.fh) }
-        ops.readlink = { req, ino in Bridge.connection(req).readlink(Bridge.reply(req), node: UInt64(ino)) }
-        ops.opendir = { req, ino, _ in Bridge.connection(req).opendir(Bridge.reply(req), node: UInt64(ino)) }
+        ops.getattr = { req, ino, fi in Bridge.connection(req).getattr(Bridge.reply(req), node: NodeID(ino), fh: fi?.pointee.fh) }
+        ops.readlink = { req, ino in Bridge.connection(req).readlink(Bridge.reply(req), node: NodeID(ino)) }
+        ops.opendir = { req, ino, _ in Bridge.connection(req).opendir(Bridge.reply(req), node: NodeID(ino)) }
         ops.readdir = { req, ino, size, off, _ in
-            Bridge.connection(req).readdir(Bridge.reply(req), node: UInt64(ino), size: size, offset: Int64(off), plus: false)
+            Bridge.connection(req).readdir(Bridge.reply(req), node: NodeID(ino), size: size, offset: Int64(off), plus: false)
         }
         ops.readdirplus = { req, ino, size, off, _ in
-            Bridge.connection(req).readdir(Bridge.reply(req), node: UInt64(ino), size: size, offset: Int64(off), plus: true)
+            Bridge.connection(req).readdir(Bridge.reply(req), node: NodeID(ino), size: size, offset: Int64(off), plus: true)
         }
         ops.releasedir = { req, _, _ in Bridge.connection(req).releasedir(Bridge.reply(req)) }
-        ops.fsyncdir = { req, ino, _, _ in Bridge.connection(req).fsyncdir(Bridge.reply(req), node: UInt64(ino)) }
-        ops.open = { req, ino, fi in Bridge.connection(req).open(Bridge.reply(req), node: UInt64(ino), flags: fi!.pointee.flags) }
+        ops.fsyncdir = { req, ino, _, _ in Bridge.connection(req).fsyncdir(Bridge.reply(req), node: NodeID(ino)) }
+        ops.open = { req, ino, fi in Bridge.connection(req).open(Bridge.reply(req), node: NodeID(ino), flags: fi!.pointee.flags) }
         ops.read = { req, ino, size, off, fi in
-            Bridge.connection(req).read(Bridge.reply(req), node: UInt64(ino), fh: fi!.pointee.fh, size: size, offset: Int64(off))
+            Bridge.connection(req).read(Bridge.reply(req), node: NodeID(ino), fh: fi!.pointee.fh, size: size, offset: Int64(off))
         }
         ops.release = { req, _, fi in Bridge.connection(req).release(Bridge.reply(req), fh: fi!.pointee.fh) }
-        ops.statfs = { req, ino in Bridge.connection(req).statfs(Bridge.reply(req), node: UInt64(ino)) }
-        ops.access = { req, ino, mask in Bridge.connection(req).access(Bridge.reply(req), node: UInt64(ino), mask: mask) }
+        ops.statfs = { req, ino in Bridge.connection(req).statfs(Bridge.reply(req), node: NodeID(ino)) }
+        ops.access = { req, ino, mask in Bridge.connection(req).access(Bridge.reply(req), node: NodeID(ino), mask: mask) }
         ops.lseek = { req, ino, off, whence, fi in
-            Bridge.connection(req).lseek(Bridge.reply(req), node: UInt64(ino), fh: fi!.pointee.fh, offset: Int64(off), whence: whence)
+            Bridge.connection(req).lseek(Bridge.reply(req), node: NodeID(ino), fh: fi!.pointee.fh, offset: Int64(off), whence: whence)
         }
         ops.getxattr = { req, ino, name, size in
-            Bridge.connection(req).getxattr(Bridge.reply(req), node: UInt64(ino), name: name!, size: size)
+            Bridge.connection(req).getxattr(Bridge.reply(req), node: NodeID(ino), name: name!, size: size)
         }
-        ops.listxattr = { req, ino, size in Bridge.connection(req).listxattr(Bridge.reply(req), node: UInt64(ino), size: size) }
+        ops.listxattr = { req, ino, size in Bridge.connection(req).listxattr(Bridge.reply(req), node: NodeID(ino), size: size) }
         ops.setxattr = { req, ino, name, value, size, flags in
-            Bridge.connection(req).setxattr(Bridge.reply(req), node: UInt64(ino), name: name!,
+            Bridge.connection(req).setxattr(Bridge.reply(req), node: NodeID(ino), name: name!,
                                      value: UnsafeRawBufferPointer(start: value, count: size), flags: flags)
         }
-        ops.removexattr = { req, ino, name in Bridge.connection(req).removexattr(Bridge.reply(req), node: UInt64(ino), name: name!) }
+        ops.removexattr = { req, ino, name in Bridge.connection(req).removexattr(Bridge.reply(req), node: NodeID(ino), name: name!) }
         installWriteOperations(&ops)
         return ops
     }

@@ -4,7 +4,7 @@ import UnionFSCore
 
 /// Directory operations (see `Files.swift` for the rules every handler keeps).
 extension FuseConnection {
-    func opendir(_ r: consuming Reply, node: UInt64) {
+    func opendir(_ r: consuming Reply, node: NodeID) {
         // Readdir answers from the directory's shared listing (`sharedListing`), so an open
         // directory needs no state: let the kernel open them itself.
         if opensDirectoriesItself.load(ordering: .relaxed) {
@@ -26,13 +26,13 @@ extension FuseConnection {
         r.ok()  // nothing to free: see opendir
     }
 
-    func fsyncdir(_ r: consuming Reply, node: UInt64) {
+    func fsyncdir(_ r: consuming Reply, node: NodeID) {
         r.ok { () throws(Errno) in try fileSystem.fsyncdir(node) }
     }
 
     /// One readdir(plus) reply of at most `size` bytes from the directory's shared listing,
     /// after `offset`, in the kernel's `fuse_dirent`/`fuse_direntplus` records.
-    func readdir(_ r: consuming Reply, node: UInt64, size: Int, offset: Int64, plus: Bool) {
+    func readdir(_ r: consuming Reply, node: NodeID, size: Int, offset: Int64, plus: Bool) {
         let fs = fileSystem
         let handle: DirectoryHandle
         let listing: DirectoryHandle.Listing
@@ -58,14 +58,13 @@ extension FuseConnection {
                 // Measured before the lookup: a lookup counted for an entry that does not fit
                 // would leak.
                 guard w.offset + record <= size else { return false }
-                var shownIno = fs.stack.inodes.shown(e.ino)
+                var shownIno = e.ino
                 var type = UInt32(e.type)
                 if plus {
-                    if index >= 2, let st = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
-                        let s = shown(st)
-                        shownIno = UInt64(s.st_ino)
-                        type = UInt32(s.st_mode & S_IFMT) >> 12
-                        ReplyLayout.entry(node: UInt64(st.st_ino), s, timeout: timeout, &w)
+                    if index >= 2, let found = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
+                        shownIno = UInt64(found.attributes.st_ino)
+                        type = UInt32(found.attributes.st_mode & S_IFMT) >> 12
+                        ReplyLayout.entry(node: found.node.rawValue, found.attributes, timeout: timeout, &w)
                     } else {
                         var st = stat()
                         st.st_ino = ino_t(shownIno)

@@ -8,23 +8,23 @@ import UnionFSCore
 extension FuseConnection {
     var timeout: Double { fileSystem.options.timeout }
 
-    /// `st` with `st_ino` as the mount shows it (`InodeNumbers.shown`), for a reply.
+    /// An entry reply: the node the kernel now holds once more, with its attributes.
     @inline(__always)
-    func shown(_ st: stat) -> stat {
-        var s = st
-        s.st_ino = ino_t(fileSystem.stack.inodes.shown(UInt64(st.st_ino)))
-        return s
+    func entry(_ r: consuming Reply, _ e: NodeEntry) {
+        r.entry(node: e.node.rawValue, e.attributes, timeout: timeout)
     }
 
-    /// An entry reply: the node id is the core's `st_ino`; the attributes show the mount's.
+    /// Runs `body` on `name` validated (`FileName.validating`: EINVAL, ENAMETOOLONG), and
+    /// answers its entry or error.
     @inline(__always)
-    func entry(_ r: consuming Reply, _ st: stat) {
-        r.entry(node: UInt64(st.st_ino), shown(st), timeout: timeout)
+    func entry(_ r: consuming Reply, name: UnsafePointer<CChar>, _ body: (borrowing FileName) throws(Errno) -> NodeEntry) {
+        do throws(Errno) { entry(r, try FileName.validating(name, body)) } catch { r.error(error) }
     }
 
-    func lookup(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>) {
+    func lookup(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>) {
+        let fs = fileSystem
         do throws(Errno) {
-            entry(r, try fileSystem.lookup(parent: parent, name: name))
+            entry(r, try FileName.validating(name) { (n) throws(Errno) in try fs.lookup(parent: parent, name: n) })
         } catch .noSuchFileOrDirectory {
             // A negative entry (node id 0) the kernel may cache: names appear only through
             // this mount, and the kernel drops the negative entry when it creates one.
@@ -32,38 +32,38 @@ extension FuseConnection {
         } catch { r.error(error) }
     }
 
-    func forget(_ r: consuming Reply, node: UInt64, count: UInt64) {
+    func forget(_ r: consuming Reply, node: NodeID, count: UInt64) {
         fileSystem.forget(node, count: count)
         r.none()
     }
 
     /// `fh`: the handle the attributes are asked through (fstat of a file whose last name is
     /// gone), nil for a path.
-    func getattr(_ r: consuming Reply, node: UInt64, fh: UInt64?) {
+    func getattr(_ r: consuming Reply, node: NodeID, fh: UInt64?) {
         do throws(Errno) {
-            r.attributes(shown(try attributes(node, fh: fh)), timeout: timeout)
+            r.attributes(try attributes(node, fh: fh), timeout: timeout)
         } catch { r.error(error) }
     }
 
-    func statx(_ r: consuming Reply, node: UInt64, fh: UInt64?) {
+    func statx(_ r: consuming Reply, node: NodeID, fh: UInt64?) {
         do throws(Errno) {
-            r.statx(shown(try attributes(node, fh: fh)), timeout: timeout)
+            r.statx(try attributes(node, fh: fh), timeout: timeout)
         } catch { r.error(error) }
     }
 
-    private func attributes(_ node: UInt64, fh: UInt64?) throws(Errno) -> stat {
+    private func attributes(_ node: NodeID, fh: UInt64?) throws(Errno) -> stat {
         if let fh, fh & Handle.lower == 0 { return try fileSystem.getattr(node, openFile: Handle.fd(fh)) }
         return try fileSystem.getattr(node)
     }
 
-    func readlink(_ r: consuming Reply, node: UInt64) {
+    func readlink(_ r: consuming Reply, node: NodeID) {
         do throws(Errno) { r.bytes(try fileSystem.readlink(node)) } catch { r.error(error) }
     }
 
     /// `killSetID`: the kernel asks the daemon to clear setuid/setgid (HANDLE_KILLPRIV_V2's
     /// `FUSE_OPEN_KILL_SUIDGID`); nil where the transport cannot tell (then an `O_TRUNC` open
     /// by a caller without privileges clears them, as before).
-    func open(_ r: consuming Reply, node: UInt64, flags: Int32, killSetID: Bool? = nil) {
+    func open(_ r: consuming Reply, node: NodeID, flags: Int32, killSetID: Bool? = nil) {
         do throws(Errno) {
             let (fd, lower) = try fileSystem.openHandle(node, flags: flags)
             if killSetID ?? (flags & O_TRUNC != 0) {
@@ -84,7 +84,7 @@ extension FuseConnection {
         return f
     }
 
-    func read(_ r: consuming Reply, node: UInt64, fh: UInt64, size: Int, offset: Int64) {
+    func read(_ r: consuming Reply, node: NodeID, fh: UInt64, size: Int, offset: Int64) {
         let (fd, owner) = Handle.readDescriptor(fileSystem, node, fh)
         if fh & Handle.direct != 0 && owner == nil {
             Handle.readDirect(r, fd, size: size, at: offset)
@@ -99,18 +99,18 @@ extension FuseConnection {
         r.ok()
     }
 
-    func statfs(_ r: consuming Reply, node: UInt64) {
+    func statfs(_ r: consuming Reply, node: NodeID) {
         do throws(Errno) { r.statfs(try fileSystem.statfs(node)) } catch { r.error(error) }
     }
 
-    func access(_ r: consuming Reply, node: UInt64, mask: Int32) {
+    func access(_ r: consuming Reply, node: NodeID, mask: Int32) {
         let c = r.caller
         r.ok { () throws(Errno) in
             try fileSystem.access(node, mask: mask, uid: c.uid, gid: c.gid, groups: SupplementaryGroups.of(c.pid))
         }
     }
 
-    func lseek(_ r: consuming Reply, node: UInt64, fh: UInt64, offset: Int64, whence: Int32) {
+    func lseek(_ r: consuming Reply, node: NodeID, fh: UInt64, offset: Int64, whence: Int32) {
         let (fd, owner) = Handle.readDescriptor(fileSystem, node, fh)
         do throws(Errno) {
             let pos = try withExtendedLifetime(owner) { () throws(Errno) in
@@ -123,7 +123,7 @@ extension FuseConnection {
     /// Clears setuid/setgid of `node` for `caller`. `kernelAsked`: the kernel sent the
     /// HANDLE_KILLPRIV_V2 flag (it checked `CAP_FSETID` itself); otherwise the core decides
     /// from the caller's uid whether this mount clears them.
-    func clearSetID(_ node: UInt64, _ caller: RequestCaller, kernelAsked: Bool) throws(Errno) {
+    func clearSetID(_ node: NodeID, _ caller: RequestCaller, kernelAsked: Bool) throws(Errno) {
         try fileSystem.clearSetID(node, caller: kernelAsked ? uid_t.max : caller.uid, inGroup: caller.groupCheck)
     }
 }

@@ -5,70 +5,77 @@ import UnionFSCore
 /// Operations that change the tree or file data (see `Files.swift` for the rules every handler
 /// keeps).
 extension FuseConnection {
-    func create(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32) {
+    func create(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32) {
+        let fs = fileSystem, owner = r.caller.owner
         do throws(Errno) {
-            let (st, fd) = try fileSystem.create(parent: parent, name: name, mode: mode, flags: flags, caller: r.caller.owner)
+            let (e, fd) = try FileName.validating(name) { (n) throws(Errno) in
+                try fs.create(parent: parent, name: n, mode: mode, flags: flags, caller: owner)
+            }
             var open = OpenReply(fh: Handle.make(fd, flags: flags), flags: OpenReplyFlag.keepCache)
-            if !fileSystem.closeCanFail { open.flags |= OpenReplyFlag.noflush }  // as in `open`
-            r.create(node: UInt64(st.st_ino), shown(st), timeout: timeout, open: open)
+            if !fs.closeCanFail { open.flags |= OpenReplyFlag.noflush }  // as in `open`
+            r.create(node: e.node.rawValue, e.attributes, timeout: timeout, open: open)
         } catch { r.error(error) }
     }
 
-    func mknod(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, rdev: dev_t) {
-        do throws(Errno) {
-            entry(r, try fileSystem.mknod(parent: parent, name: name, mode: mode, rdev: rdev, caller: r.caller.owner))
-        } catch { r.error(error) }
+    func mknod(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>, mode: mode_t, rdev: dev_t) {
+        let fs = fileSystem, owner = r.caller.owner
+        entry(r, name: name) { (n) throws(Errno) in try fs.mknod(parent: parent, name: n, mode: mode, rdev: rdev, caller: owner) }
     }
 
-    func mkdir(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t) {
-        do throws(Errno) {
-            entry(r, try fileSystem.mkdir(parent: parent, name: name, mode: mode, caller: r.caller.owner))
-        } catch { r.error(error) }
+    func mkdir(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>, mode: mode_t) {
+        let fs = fileSystem, owner = r.caller.owner
+        entry(r, name: name) { (n) throws(Errno) in try fs.mkdir(parent: parent, name: n, mode: mode, caller: owner) }
     }
 
-    func symlink(_ r: consuming Reply, target: UnsafePointer<CChar>, parent: UInt64, name: UnsafePointer<CChar>) {
-        do throws(Errno) {
-            entry(r, try fileSystem.symlink(target: target, parent: parent, name: name, caller: r.caller.owner))
-        } catch { r.error(error) }
+    func symlink(_ r: consuming Reply, target: UnsafePointer<CChar>, parent: NodeID, name: UnsafePointer<CChar>) {
+        let fs = fileSystem, owner = r.caller.owner
+        entry(r, name: name) { (n) throws(Errno) in try fs.symlink(target: target, parent: parent, name: n, caller: owner) }
     }
 
-    func link(_ r: consuming Reply, node: UInt64, newParent: UInt64, newName: UnsafePointer<CChar>) {
-        do throws(Errno) {
-            entry(r, try fileSystem.link(node, newParent: newParent, newName: newName))
-        } catch { r.error(error) }
+    func link(_ r: consuming Reply, node: NodeID, newParent: NodeID, newName: UnsafePointer<CChar>) {
+        let fs = fileSystem
+        entry(r, name: newName) { (n) throws(Errno) in try fs.link(node, newParent: newParent, newName: n) }
     }
 
-    func unlink(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>) {
-        r.ok { () throws(Errno) in try fileSystem.unlink(parent: parent, name: name) }
+    func unlink(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>) {
+        r.ok { () throws(Errno) in
+            try FileName.validating(name) { (n) throws(Errno) in try fileSystem.unlink(parent: parent, name: n) }
+        }
     }
 
-    func rmdir(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>) {
-        r.ok { () throws(Errno) in try fileSystem.rmdir(parent: parent, name: name) }
+    func rmdir(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>) {
+        r.ok { () throws(Errno) in
+            try FileName.validating(name) { (n) throws(Errno) in try fileSystem.rmdir(parent: parent, name: n) }
+        }
     }
 
-    func rename(_ r: consuming Reply, parent: UInt64, name: UnsafePointer<CChar>, newParent: UInt64,
+    func rename(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>, newParent: NodeID,
                 newName: UnsafePointer<CChar>, flags: UInt32) {
         r.ok { () throws(Errno) in
-            try fileSystem.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+            try FileName.validating(name) { (from) throws(Errno) in
+                try FileName.validating(newName) { (to) throws(Errno) in
+                    try fileSystem.rename(parent: parent, name: from, newParent: newParent, newName: to, flags: flags)
+                }
+            }
         }
     }
 
     /// `changes` as decoded; `fh` the handle it came through; `killSetID` as in `open` (for a
     /// truncation: HANDLE_KILLPRIV_V2's `FATTR_KILL_SUIDGID`).
-    func setattr(_ r: consuming Reply, node: UInt64, _ changes: AttributeChanges, fh: UInt64?, killSetID: Bool? = nil) {
+    func setattr(_ r: consuming Reply, node: NodeID, _ changes: AttributeChanges, fh: UInt64?, killSetID: Bool? = nil) {
         var c = changes
         do throws(Errno) {
             if c.size != nil && c.mode == nil && killSetID ?? true {
                 c.mode = try fileSystem.modeClearingSetID(node, caller: killSetID != nil ? uid_t.max : r.caller.uid,
                                                           inGroup: r.caller.groupCheck)
             }
-            r.attributes(shown(try fileSystem.setattr(node, c, fd: fh.map(Handle.fd))), timeout: timeout)
+            r.attributes(try fileSystem.setattr(node, c, fd: fh.map(Handle.fd)), timeout: timeout)
         } catch { r.error(error) }
     }
 
     /// Writes `data` at `offset` through the handle `fh`; `killSetID` as in `open` (the write's
     /// `FUSE_WRITE_KILL_SUIDGID`).
-    func write(_ r: consuming Reply, node: UInt64, fh: UInt64, data: UnsafeRawBufferPointer, offset: Int64,
+    func write(_ r: consuming Reply, node: NodeID, fh: UInt64, data: UnsafeRawBufferPointer, offset: Int64,
                killSetID: Bool? = nil) {
         do throws(Errno) {
             if killSetID ?? true { try clearSetID(node, r.caller, kernelAsked: killSetID != nil) }

@@ -26,11 +26,11 @@ final class DescriptorBudgetTests: ViewTestCase {
         return try UnionFileSystem(stack: LayerStack(c), options: options)
     }
 
-    private func lookup(_ fs: UnionFileSystem, _ parent: UInt64, _ name: String) throws -> stat {
+    private func lookup(_ fs: UnionFileSystem, _ parent: NodeID, _ name: String) throws -> NodeEntry {
         try fs.lookup(parent: parent, name: name)
     }
 
-    private func read(_ fs: UnionFileSystem, _ id: UInt64) throws -> String {
+    private func read(_ fs: UnionFileSystem, _ id: NodeID) throws -> String {
         let fd = try fs.open(id, flags: O_RDONLY)
         defer { fs.release(fd) }
         var buf = [UInt8](repeating: 0, count: 64)
@@ -44,11 +44,11 @@ final class DescriptorBudgetTests: ViewTestCase {
         let before = LayerDir.openCount
         let fs = try fileSystem(high: 64)
         var peak = 0
-        var dirIDs: [UInt64] = [], fileIDs: [UInt64] = [], dirStats: [stat] = []
+        var dirIDs: [NodeID] = [], fileIDs: [NodeID] = [], dirStats: [stat] = []
         for i in 0..<dirs {
             let d = try lookup(fs, 1, "d\(i)")
-            dirIDs.append(UInt64(d.st_ino)); dirStats.append(d)
-            fileIDs.append(UInt64(try lookup(fs, UInt64(d.st_ino), "f").st_ino))
+            dirIDs.append(d.node); dirStats.append(d.attributes)
+            fileIDs.append(try lookup(fs, d.node, "f").node)
             peak = max(peak, LayerDir.openCount - before)
         }
         XCTAssertLessThanOrEqual(peak, 64 + 16, "layer directories open at the peak of the walk")
@@ -72,9 +72,9 @@ final class DescriptorBudgetTests: ViewTestCase {
         let caller = Caller(uid: 0, gid: 0)
         let e = try fs.mkdir(parent: 1, name: "e", mode: 0o755, caller: caller)
         let d1 = try lookup(fs, 1, "d1")
-        let inside = try lookup(fs, UInt64(d1.st_ino), "f")
-        var ids: [UInt64] = []
-        for i in 2..<dirs { ids.append(UInt64(try lookup(fs, 1, "d\(i)").st_ino)) }  // sweeps run
+        let inside = try lookup(fs, d1.node, "f")
+        var ids: [NodeID] = []
+        for i in 2..<dirs { ids.append(try lookup(fs, 1, "d\(i)").node) }  // sweeps run
 
         let (_, fd) = try fs.create(parent: ids[0], name: "new", mode: 0o644, flags: O_WRONLY, caller: caller)
         fs.release(fd)
@@ -82,12 +82,12 @@ final class DescriptorBudgetTests: ViewTestCase {
 
         try fs.rename(parent: 1, name: "d1", newParent: 1, newName: "moved", flags: 0)
         for i in 3..<dirs { _ = try lookup(fs, 1, "d\(i)") }  // and again
-        XCTAssertEqual(try read(fs, UInt64(inside.st_ino)), "l0-1", "d1/f, now moved/f")
-        XCTAssertEqual(UInt64(try fs.getattr(UInt64(inside.st_ino)).st_ino), UInt64(inside.st_ino))
+        XCTAssertEqual(try read(fs, inside.node), "l0-1", "d1/f, now moved/f")
+        XCTAssertEqual(try fs.getattr(inside.node).st_ino, inside.attributes.st_ino)
 
         try fs.rmdir(parent: 1, name: "e")
         for i in 3..<dirs { _ = try lookup(fs, 1, "d\(i)") }
-        let gone = try fs.getattr(UInt64(e.st_ino))
+        let gone = try fs.getattr(e.node)
         XCTAssertEqual(gone.st_mode & S_IFMT, S_IFDIR, "a removed directory still held answers getattr")
         XCTAssertErrno([.noSuchFileOrDirectory], { try self.lookup(fs, 1, "e") })
     }
@@ -99,7 +99,7 @@ final class DescriptorBudgetTests: ViewTestCase {
         let fs = try fileSystem(high: 16)
         let caller = Caller(uid: 0, gid: 0)
         let count = dirs
-        let ids = try (0..<count).map { UInt64(try lookup(fs, 1, "d\($0)").st_ino) }
+        let ids = try (0..<count).map { try lookup(fs, 1, "d\($0)").node }
         final class Problems: @unchecked Sendable {
             private let lock = NSLock()
             private(set) var list: [String] = []
@@ -114,7 +114,7 @@ final class DescriptorBudgetTests: ViewTestCase {
                 k += 1
                 do {
                     let f = try fs.lookup(parent: ids[i], name: "f")
-                    _ = try fs.getattr(UInt64(f.st_ino))
+                    _ = try fs.getattr(f.node)
                     _ = try fs.readListing(ids[(i + 1) % count])
                     let name = "t\(t)-\(k)"
                     let (_, fd) = try fs.create(parent: ids[i], name: name, mode: 0o644, flags: O_WRONLY, caller: caller)

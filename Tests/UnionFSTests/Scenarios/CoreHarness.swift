@@ -6,7 +6,7 @@ import UnionFSCore
 /// The core's operations driven by path, in process, with no mount: what the FUSE bridge would
 /// ask for each system call, done directly on a `UnionFileSystem`. Paths are walked one lookup
 /// at a time from the root, as the kernel does; attributes are shown as the bridge shows them
-/// (`InodeNumbers.shown`). Needs no root: new entries belong to the caller.
+/// (`st_ino` is `InodeNumbers.shown` of the node). Needs no root: new entries belong to the caller.
 final class CoreHarness: EdgeCaseHarness {
     let fs: UnionFileSystem
     let caller = Caller(uid: geteuid(), gid: getegid())
@@ -18,17 +18,17 @@ final class CoreHarness: EdgeCaseHarness {
     }
 
     /// The node id of `path` ("" is the root).
-    func node(_ path: String) throws -> UInt64 {
-        var id = InodeNumbers.root
+    func node(_ path: String) throws -> NodeID {
+        var id = NodeID.root
         for c in path.split(separator: "/") {
-            id = UInt64(try String(c).withCString { (n) throws in try fs.lookup(parent: id, name: n) }.st_ino)
+            id = try FileName.validating(String(c)) { (n) throws(Errno) in try fs.lookup(parent: id, name: n) }.node
         }
         return id
     }
 
     /// The parent's node id and the last component of `path`.
-    func parent(_ path: String) throws -> (UInt64, String) {
-        guard let slash = path.lastIndex(of: "/") else { return (InodeNumbers.root, path) }
+    func parent(_ path: String) throws -> (NodeID, String) {
+        guard let slash = path.lastIndex(of: "/") else { return (.root, path) }
         return (try node(String(path[..<slash])), String(path[path.index(after: slash)...]))
     }
 
@@ -46,7 +46,7 @@ final class CoreHarness: EdgeCaseHarness {
                 fd = try fs.open(id, flags: O_WRONLY | O_TRUNC)
             } else {
                 let (p, name) = try parent(path)
-                fd = try name.withCString { (n) throws in
+                fd = try FileName.validating(name) { (n) throws(Errno) in
                     try fs.create(parent: p, name: n, mode: 0o644, flags: O_WRONLY | O_CREAT | O_TRUNC, caller: caller).1
                 }
             }
@@ -63,29 +63,29 @@ final class CoreHarness: EdgeCaseHarness {
     func unlink(_ path: String) -> Int32 {
         errno { () throws in
             let (p, name) = try parent(path)
-            try name.withCString { (n) throws in try fs.unlink(parent: p, name: n) }
+            try FileName.validating(name) { (n) throws(Errno) in try fs.unlink(parent: p, name: n) }
         }
     }
 
     func rmdir(_ path: String) -> Int32 {
         errno { () throws in
             let (p, name) = try parent(path)
-            try name.withCString { (n) throws in try fs.rmdir(parent: p, name: n) }
+            try FileName.validating(name) { (n) throws(Errno) in try fs.rmdir(parent: p, name: n) }
         }
     }
 
     func mkdir(_ path: String) -> Int32 {
         errno { () throws in
             let (p, name) = try parent(path)
-            _ = try name.withCString { (n) throws in try fs.mkdir(parent: p, name: n, mode: 0o755, caller: caller) }
+            _ = try FileName.validating(name) { (n) throws(Errno) in try fs.mkdir(parent: p, name: n, mode: 0o755, caller: caller) }
         }
     }
 
     func rename(_ from: String, _ to: String) -> Int32 {
         errno { () throws in
             let (p, a) = try parent(from), (q, b) = try parent(to)
-            try a.withCString { (x) throws in
-                try b.withCString { (y) throws in try fs.rename(parent: p, name: x, newParent: q, newName: y, flags: 0) }
+            try FileName.validating(a) { (x) throws(Errno) in
+                try FileName.validating(b) { (y) throws(Errno) in try fs.rename(parent: p, name: x, newParent: q, newName: y, flags: 0) }
             }
         }
     }
@@ -94,7 +94,7 @@ final class CoreHarness: EdgeCaseHarness {
         errno { () throws in
             let id = try node(from)
             let (q, b) = try parent(to)
-            _ = try b.withCString { (y) throws in try fs.link(id, newParent: q, newName: y) }
+            _ = try FileName.validating(b) { (y) throws(Errno) in try fs.link(id, newParent: q, newName: y) }
         }
     }
 
@@ -119,7 +119,7 @@ final class CoreHarness: EdgeCaseHarness {
     func mknodWhiteout(_ path: String) -> Int32 {
         errno { () throws in
             let (p, name) = try parent(path)
-            _ = try name.withCString { (n) throws in
+            _ = try FileName.validating(name) { (n) throws(Errno) in
                 try fs.mknod(parent: p, name: n, mode: S_IFCHR | 0o644, rdev: 0, caller: caller)
             }
         }
@@ -128,9 +128,7 @@ final class CoreHarness: EdgeCaseHarness {
     func stat(_ path: String) -> Result<stat, Errno> {
         do {
             let id = try node(path)
-            var st = try fs.getattr(id)
-            st.st_ino = ino_t(fs.stack.inodes.shown(UInt64(st.st_ino)))
-            return .success(st)
+            return .success(try fs.getattr(id))
         } catch { return .failure(Self.errno(of: error)) }
     }
 
@@ -152,7 +150,7 @@ final class CoreHarness: EdgeCaseHarness {
     func list(_ path: String) -> Result<[(name: String, ino: UInt64)], Errno> {
         do {
             let entries = try fs.readListing(try node(path))
-            return .success(entries.map { (name: $0.name.description, ino: fs.stack.inodes.shown($0.ino)) }
+            return .success(entries.map { (name: $0.name.description, ino: $0.ino) }
                 .filter { $0.name != "." && $0.name != ".." })
         } catch { return .failure(Self.errno(of: error)) }
     }

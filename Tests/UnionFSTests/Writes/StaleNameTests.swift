@@ -19,8 +19,8 @@ final class StaleNameTests: ViewTestCase {
     }
 
     /// The node of `f`, copied up (opened for writing once).
-    private func copiedUpNode(_ fs: UnionFileSystem) throws -> UInt64 {
-        let id = UInt64(try fs.lookup(parent: 1, name: "f").st_ino)
+    private func copiedUpNode(_ fs: UnionFileSystem) throws -> NodeID {
+        let id = try fs.lookup(parent: 1, name: "f").node
         fs.release(try fs.open(id, flags: O_RDWR))
         return id
     }
@@ -35,7 +35,7 @@ final class StaleNameTests: ViewTestCase {
     }
 
     /// `truncate` of the node, as the kernel sends it for truncate(2) (no open file).
-    private func truncate(_ fs: UnionFileSystem, _ id: UInt64, to size: Int64) -> Int32 {
+    private func truncate(_ fs: UnionFileSystem, _ id: NodeID, to size: Int64) -> Int32 {
         var c = AttributeChanges()
         c.size = size
         return errnoOf { _ = try fs.setattr(id, c, fd: nil) }
@@ -109,14 +109,14 @@ final class ForgottenDirectoryLinkTests: ViewTestCase {
     func testNameRemovedThroughAForgottenAndFoundAgainDirectory() throws {
         let fs = try emptyWritableFileSystem()
         let caller = Caller(uid: 0, gid: 0)
-        let s = UInt64(try fs.mkdir(parent: 1, name: "s", mode: 0o755, caller: caller).st_ino)
-        let d = UInt64(try fs.mkdir(parent: 1, name: "d", mode: 0o755, caller: caller).st_ino)
+        let s = try fs.mkdir(parent: 1, name: "s", mode: 0o755, caller: caller).node
+        let d = try fs.mkdir(parent: 1, name: "d", mode: 0o755, caller: caller).node
         let (st, fd) = try fs.create(parent: s, name: "h", mode: 0o644, flags: O_RDWR, caller: caller)
         fs.release(fd)
-        let id = UInt64(st.st_ino)
+        let id = st.node
         _ = try fs.link(id, newParent: d, newName: "f")  // the node now uses d/f
         fs.forget(d, count: 1 << 20)
-        XCTAssertEqual(UInt64(try fs.lookup(parent: 1, name: "d").st_ino), d)
+        XCTAssertEqual(try fs.lookup(parent: 1, name: "d").node, d)
         try fs.unlink(parent: d, name: "f")
         XCTAssertEqual(try fs.getattr(id).st_nlink, 1, "s/h after d/f went")
         fs.release(try fs.open(id, flags: O_RDONLY))
@@ -130,14 +130,14 @@ final class ConcurrentLinkRemovalTests: ViewTestCase {
     func testTwoNamesRemovedAtOnceLeaveTheThirdWorking() throws {
         let fs = try emptyWritableFileSystem()
         let caller = Caller(uid: 0, gid: 0)
-        var dirs: [UInt64] = []
+        var dirs: [NodeID] = []
         for d in ["d1", "d2", "d3"] {
-            dirs.append(UInt64(try fs.mkdir(parent: 1, name: d, mode: 0o755, caller: caller).st_ino))
+            dirs.append(try fs.mkdir(parent: 1, name: d, mode: 0o755, caller: caller).node)
         }
         for round in 0..<300 {
             let (st, fd) = try fs.create(parent: dirs[0], name: "f\(round)", mode: 0o644, flags: O_RDWR, caller: caller)
             fs.release(fd)
-            let id = UInt64(st.st_ino)
+            let id = st.node
             // The kernel's view: each name looked up, the last one made through the mount.
             _ = try fs.link(id, newParent: dirs[1], newName: "g\(round)")
             _ = try fs.link(id, newParent: dirs[2], newName: "h\(round)")

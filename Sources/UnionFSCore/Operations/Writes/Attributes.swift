@@ -16,7 +16,7 @@ public struct AttributeChanges: Sendable {
 extension UnionFileSystem {
     /// `setattr`: chmod, chown, truncate, utimens. Copies the file up first (truncation to zero
     /// copies no data). `fd` is the caller's open file, when the change came through one.
-    public func setattr(_ id: UInt64, _ c: AttributeChanges, fd: Int32?) throws(Errno) -> stat {
+    public func setattr(_ id: NodeID, _ c: AttributeChanges, fd: Int32?) throws(Errno) -> stat {
         if isReadOnly { throw .readOnlyFileSystem }
         let n = try node(id)
         var c = c
@@ -50,14 +50,14 @@ extension UnionFileSystem {
             // (`ownFile`), never to what another request put at its name meanwhile.
             let (probe, st) = try ownFile(n)
             defer { Sys.close(probe) }
-            try name.withCString { (f) throws(Errno) in
+            try name.withFileName { (f) throws(Errno) in
                 let parent = entry.parentDir
                 if c.uid != nil || c.gid != nil {
                     try Sys.fchownat(probe, "", c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_EMPTY_PATH)
                 }
                 if let mode = c.mode {
                     if st.st_mode & S_IFMT == S_IFLNK {
-                        try Sys.fchmodat(parent.fd, f, mode & 0o7777)  // refused for a symlink
+                        try Sys.fchmodat(parent.fd, f.cString, mode & 0o7777)  // refused for a symlink
                     } else {
                         // chmod(2) of the /proc link changes the inode it leads to, opening nothing.
                         try withProcFDPath(probe) { (p) throws(Errno) in
@@ -88,7 +88,7 @@ extension UnionFileSystem {
     }
 
     /// `setxattr`; the private overlay xattrs cannot be set through the mount.
-    public func setxattr(_ id: UInt64, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
+    public func setxattr(_ id: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
                          flags: Int32) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         if isOverlayXattr(name) { throw .notPermitted }
@@ -99,7 +99,7 @@ extension UnionFileSystem {
     }
 
     /// `removexattr`.
-    public func removexattr(_ id: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
+    public func removexattr(_ id: NodeID, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         if isOverlayXattr(name) { throw .noData }
         // Nothing to copy up for an xattr that does not exist.

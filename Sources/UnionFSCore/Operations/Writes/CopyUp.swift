@@ -18,45 +18,38 @@ struct CopyUp {
 
     /// Copies the entry `name` found at `entry` into `upperParent` and returns the new entry.
     /// With `truncate` a regular file's data is not copied (it is opened with `O_TRUNC`).
-    func copy(_ entry: ResolvedEntry, name: Name, into upperParent: LayerDir, truncate: Bool) throws(Errno) -> stat {
-        let temp = Staging.temporaryName()
-        let st = entry.stat
-        do {
-            try temp.withCString { (t) throws(Errno) in
-                try name.withCString { (n) throws(Errno) in
-                    try build(st, from: entry, name: n, in: staging, at: t, truncate: truncate)
-                }
+    func copy(_ entry: ResolvedEntry, name: borrowing FileName, into upperParent: LayerDir, truncate: Bool) throws(Errno) -> stat {
+        try Staging.withTemporaryName { (temp) throws(Errno) -> stat in
+            do throws(Errno) {
+                try build(entry.stat, from: entry, name: name, in: staging, at: temp, truncate: truncate)
+            } catch {
+                try? Staging.removeTree(in: staging, temp)
+                throw error
             }
-        } catch {
-            try? temp.withCString { (t) throws(Errno) in try Staging.removeTree(in: staging, t) }
-            throw error
+            return try land(temp, as: name, in: upperParent)
         }
-        return try land(temp, as: name, in: upperParent)
     }
 
     /// Moves a finished staging entry to `name` in `upperParent` (replacing nothing), keeping the
     /// parent's times as they were.
-    func land(_ temp: Name, as name: Name, in upperParent: LayerDir) throws(Errno) -> stat {
+    func land(_ temp: borrowing FileName, as name: borrowing FileName, in upperParent: LayerDir) throws(Errno) -> stat {
         let parentBefore = try upperParent.stat()
-        do {
-            try temp.withCString { (t) throws(Errno) in
-                try name.withCString { (n) throws(Errno) in
-                    try Sys.renameat2(staging.fd, t, upperParent.fd, n, Sys.renameNoReplace)
-                }
-            }
+        do throws(Errno) {
+            try Sys.renameat2(staging.fd, temp.cString, upperParent.fd, name.cString, Sys.renameNoReplace)
         } catch {
-            try? temp.withCString { (t) throws(Errno) in try Staging.removeTree(in: staging, t) }
+            try? Staging.removeTree(in: staging, temp)
             throw error
         }
         try? Sys.futimens(upperParent.fd, (parentBefore.st_atim, parentBefore.st_mtim))
-        return try name.withCString { (n) throws(Errno) in try upperParent.stat(n) }
+        return try upperParent.stat(name)
     }
 
     /// Builds the copy of one entry at `temp` in `target` (the staging directory or a directory
     /// being built inside it).
-    func build(_ st: stat, from entry: ResolvedEntry, name: UnsafePointer<CChar>,
-               in target: LayerDir, at temp: UnsafePointer<CChar>, truncate: Bool) throws(Errno) {
+    func build(_ st: stat, from entry: ResolvedEntry, name: borrowing FileName,
+               in target: LayerDir, at tempName: borrowing FileName, truncate: Bool) throws(Errno) {
         let staging = target
+        let temp = tempName.cString
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             let src = try entry.parentDir.openFile(name, O_RDONLY | O_NONBLOCK)
@@ -71,7 +64,7 @@ struct CopyUp {
             if sync { try Sys.fsync(dst) }
         case S_IFDIR:
             try Sys.mkdirat(staging.fd, temp, 0o700)
-            let dst = try staging.openChild(temp)
+            let dst = try staging.openChild(tempName)
             let src: LayerDir
             if let top = entry.layers.first { src = top.dir } else { src = try entry.parentDir.openChild(name) }
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
@@ -87,12 +80,12 @@ struct CopyUp {
                 }
             }
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
-            try copyXattrsByPath(fromDir: entry.parentDir, name, to: staging, temp)
+            try copyXattrsByPath(fromDir: entry.parentDir, name, to: staging, tempName)
             try Sys.utimensat(staging.fd, temp, (st.st_atim, st.st_mtim), AT_SYMLINK_NOFOLLOW)
         default:
             try Sys.mknodat(staging.fd, temp, st.st_mode, st.st_rdev)
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
-            try copyXattrsByPath(fromDir: entry.parentDir, name, to: staging, temp)
+            try copyXattrsByPath(fromDir: entry.parentDir, name, to: staging, tempName)
             try Sys.fchmodat(staging.fd, temp, st.st_mode & 0o7777)
             try Sys.utimensat(staging.fd, temp, (st.st_atim, st.st_mtim), AT_SYMLINK_NOFOLLOW)
         }
@@ -158,8 +151,8 @@ struct CopyUp {
 
     /// Copies xattrs of a symlink or special file (no readable descriptor) through
     /// `/proc/self/fd` paths of `O_PATH` descriptors.
-    private func copyXattrsByPath(fromDir dir: LayerDir, _ name: UnsafePointer<CChar>,
-                                  to staging: LayerDir, _ temp: UnsafePointer<CChar>) throws(Errno) {
+    private func copyXattrsByPath(fromDir dir: LayerDir, _ name: borrowing FileName,
+                                  to staging: LayerDir, _ temp: borrowing FileName) throws(Errno) {
         let src = try dir.openFile(name, O_PATH)
         defer { Sys.close(src) }
         let dst = try staging.openFile(temp, O_PATH)

@@ -13,13 +13,14 @@ enum NewEntry {
     case file(mode: mode_t, flags: Int32)
     case node(mode: mode_t, rdev: dev_t)
     case directory(mode: mode_t)
+    /// The target as the caller gave it (a path, not a name: any bytes but NUL).
     case symlink(target: UnsafePointer<CChar>)
 }
 
 extension UnionFileSystem {
-    /// `create`: makes and opens a regular file. Returns its attributes and the open descriptor.
-    public func create(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32,
-                       caller: Caller) throws(Errno) -> (stat, Int32) {
+    /// `create`: makes and opens a regular file. Returns its entry and the open descriptor.
+    public func create(parent: NodeID, name: borrowing FileName, mode: mode_t, flags: Int32,
+                       caller: Caller) throws(Errno) -> (NodeEntry, Int32) {
         let fd = try make(.file(mode: mode, flags: flags), parent: parent, name: name, caller: caller)
         do {
             return (try lookup(parent: parent, name: name), fd!)
@@ -30,8 +31,8 @@ extension UnionFileSystem {
     }
 
     /// `mknod`: a FIFO, socket or device. `mknod c 0 0` (a whiteout) is refused with `EPERM`.
-    public func mknod(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t, rdev: dev_t,
-                      caller: Caller) throws(Errno) -> stat {
+    public func mknod(parent: NodeID, name: borrowing FileName, mode: mode_t, rdev: dev_t,
+                      caller: Caller) throws(Errno) -> NodeEntry {
         if mode & S_IFMT == S_IFCHR && rdev == 0 { throw .notPermitted }
         _ = try make(.node(mode: mode, rdev: rdev), parent: parent, name: name, caller: caller)
         return try lookup(parent: parent, name: name)
@@ -39,60 +40,59 @@ extension UnionFileSystem {
 
     /// `mkdir`. In a merged parent (or over a whiteout) the new directory is opaque, built in the
     /// workdir and moved into place, so nothing of a lower directory of that name shows through.
-    public func mkdir(parent: UInt64, name: UnsafePointer<CChar>, mode: mode_t,
-                      caller: Caller) throws(Errno) -> stat {
+    public func mkdir(parent: NodeID, name: borrowing FileName, mode: mode_t,
+                      caller: Caller) throws(Errno) -> NodeEntry {
         _ = try make(.directory(mode: mode), parent: parent, name: name, caller: caller)
         return try lookup(parent: parent, name: name)
     }
 
     /// `symlink`.
-    public func symlink(target: UnsafePointer<CChar>, parent: UInt64, name: UnsafePointer<CChar>,
-                        caller: Caller) throws(Errno) -> stat {
+    public func symlink(target: UnsafePointer<CChar>, parent: NodeID, name: borrowing FileName,
+                        caller: Caller) throws(Errno) -> NodeEntry {
         _ = try make(.symlink(target: target), parent: parent, name: name, caller: caller)
         return try lookup(parent: parent, name: name)
     }
 
     /// `link`: a new name for an existing file. A lower file is copied up once first, and both
     /// names then share the upper inode (and the node, so the kernel sees one inode).
-    public func link(_ id: UInt64, newParent: UInt64, newName: UnsafePointer<CChar>) throws(Errno) -> stat {
+    public func link(_ id: NodeID, newParent: NodeID, newName: borrowing FileName) throws(Errno) -> NodeEntry {
         if isReadOnly { throw .readOnlyFileSystem }
         let source = try node(id)
         if source.isDirectory { throw .notPermitted }
         let p = try node(newParent)
         defer { p.listingChanged() }
-        let nameObj = try Name(validating: newName)
         if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
         try copyUp(source)
         let upper = try upperDirectory(of: p)
         let (entry, sourceName) = try source.location()
         guard let sourceName else { throw .invalidArgument }
-        try sourceName.withCString { (s) throws(Errno) in
-            switch upperEntry(newName, in: upper) {
-            case .entry: throw .fileExists
-            case .whiteout:
-                let temp = Staging.temporaryName()
-                try temp.withCString { (t) throws(Errno) in
-                    try Sys.linkat(entry.parentDir.fd, s, stack.staging!.fd, t, 0)
+        let from = entry.parentDir
+        switch upperEntry(newName, in: upper) {
+        case .entry: throw .fileExists
+        case .whiteout:
+            try sourceName.withFileName { (s) throws(Errno) in
+                try Staging.withTemporaryName { (t) throws(Errno) in
+                    try Sys.linkat(from.fd, s.cString, stack.staging!.fd, t.cString, 0)
                     try replaceWhiteout(temp: t, name: newName, in: upper, isDirectory: false)
                 }
-            case .absent:
-                try Sys.linkat(entry.parentDir.fd, s, upper.fd, newName, 0)
+            }
+        case .absent:
+            try sourceName.withFileName { (s) throws(Errno) in
+                try Sys.linkat(from.fd, s.cString, upper.fd, newName.cString, 0)
             }
         }
-        _ = nameObj
         return try lookup(parent: newParent, name: newName)
     }
 
     /// Makes a new entry `name` in the directory `parent`. Where the upper holds a whiteout under
     /// that name, or a directory must be opaque, the entry is built in the workdir and renamed
     /// into place in one step; otherwise it is made in the upper directly.
-    func make(_ what: NewEntry, parent: UInt64, name: UnsafePointer<CChar>,
+    func make(_ what: NewEntry, parent: NodeID, name: borrowing FileName,
               caller shownCaller: Caller) throws(Errno) -> Int32? {
         if isReadOnly { throw .readOnlyFileSystem }
         let caller = diskOwner(shownCaller)
         let p = try node(parent)
         defer { p.listingChanged() }
-        _ = try Name(validating: name)
         if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }
         let upper = try upperDirectory(of: p)
         let parentStat = try upper.stat()
@@ -112,7 +112,7 @@ extension UnionFileSystem {
             }
         case .absent where opaque:
             return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: true) { (temp, _) throws(Errno) in
-                try Sys.renameat2(stack.staging!.fd, temp, upper.fd, name, Sys.renameNoReplace)
+                try Sys.renameat2(stack.staging!.fd, temp.cString, upper.fd, name.cString, Sys.renameNoReplace)
             }
         case .absent:
             return try makeEntry(what, in: upper, name: name, uid: caller.uid, gid: gid, setgid: inherit)
@@ -121,10 +121,9 @@ extension UnionFileSystem {
 
     /// Builds the entry in the staging directory, calls `land` to move it, cleans up on failure.
     private func build(_ what: NewEntry, caller: Caller, gid: gid_t, setgid: mode_t, opaque: Bool,
-                       land: (UnsafePointer<CChar>, Bool) throws(Errno) -> Void) throws(Errno) -> Int32? {
+                       land: (borrowing FileName, Bool) throws(Errno) -> Void) throws(Errno) -> Int32? {
         let staging = stack.staging!
-        let temp = Staging.temporaryName()
-        return try temp.withCString { (t) throws(Errno) -> Int32? in
+        return try Staging.withTemporaryName { (t) throws(Errno) -> Int32? in
             var fd: Int32? = nil
             do throws(Errno) {
                 fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
@@ -144,12 +143,13 @@ extension UnionFileSystem {
     }
 
     /// Makes one entry owned by uid/gid; returns the descriptor for a file.
-    private func makeEntry(_ what: NewEntry, in dir: LayerDir, name: UnsafePointer<CChar>,
+    private func makeEntry(_ what: NewEntry, in dir: LayerDir, name entryName: borrowing FileName,
                            uid: uid_t, gid: gid_t, setgid: mode_t) throws(Errno) -> Int32? {
+        let name = entryName.cString
         switch what {
         case .file(let mode, let flags):
             let keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_SYNC | O_DSYNC | O_NOATIME
-            let fd = try dir.openFile(name, writebackFlags(flags & keep) | O_CREAT | O_EXCL, mode & 0o7777)
+            let fd = try dir.openFile(entryName, writebackFlags(flags & keep) | O_CREAT | O_EXCL, mode & 0o7777)
             do {
                 try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
                 if mode & 0o7000 != 0 { try Sys.fchmod(fd, mode & 0o7777) }  // chown cleared them
@@ -177,14 +177,14 @@ extension UnionFileSystem {
     /// Moves the staging entry `temp` over the whiteout `name` in `upper` in one step. A
     /// directory cannot be renamed over a non-directory, so it is exchanged with the whiteout,
     /// which then goes from the workdir.
-    func replaceWhiteout(temp: UnsafePointer<CChar>, name: UnsafePointer<CChar>, in upper: LayerDir,
+    func replaceWhiteout(temp: borrowing FileName, name: borrowing FileName, in upper: LayerDir,
                          isDirectory: Bool) throws(Errno) {
         let staging = stack.staging!
         if isDirectory {
-            try Sys.renameat2(staging.fd, temp, upper.fd, name, Sys.renameExchange)
-            try? Sys.unlinkat(staging.fd, temp, 0)
+            try Sys.renameat2(staging.fd, temp.cString, upper.fd, name.cString, Sys.renameExchange)
+            try? Sys.unlinkat(staging.fd, temp.cString, 0)
         } else {
-            try Sys.renameat2(staging.fd, temp, upper.fd, name, 0)
+            try Sys.renameat2(staging.fd, temp.cString, upper.fd, name.cString, 0)
         }
     }
 }

@@ -4,7 +4,7 @@ import SystemPackage
 extension UnionFileSystem {
     /// Opens a file for writing: a regular file is copied up first (with `O_TRUNC`, without its
     /// data); FIFOs and devices are opened where they are, never copied up on open.
-    func openForWrite(_ id: UInt64, flags: Int32) throws(Errno) -> Int32 {
+    func openForWrite(_ id: NodeID, flags: Int32) throws(Errno) -> Int32 {
         let n = try node(id)
         let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
@@ -36,7 +36,7 @@ extension UnionFileSystem {
     }
 
     /// `fsyncdir`: a directory's upper part, if it has one, is made durable.
-    public func fsyncdir(_ id: UInt64) throws(Errno) {
+    public func fsyncdir(_ id: NodeID) throws(Errno) {
         let layers = try node(id).directoryLayers()
         if stack.isWritable, layers[0].layer == 0 { try Sys.fsync(layers[0].dir.fd) }
     }
@@ -60,11 +60,11 @@ extension UnionFileSystem {
 
     /// `fstat` of an open regular file, which keeps working after its last name is gone
     /// (nlink 0); other nodes are answered as `getattr` without a file.
-    public func getattr(_ id: UInt64, openFile fd: Int32) throws(Errno) -> stat {
+    public func getattr(_ id: NodeID, openFile fd: Int32) throws(Errno) -> stat {
         let n = try node(id)
         if n.isDirectory { return try getattr(id) }
         var st = try Sys.fstat(fd)
-        st.st_ino = ino_t(id)
+        st.st_ino = ino_t(stack.inodes.shown(id))
         return present(st, node: id)
     }
 }

@@ -25,14 +25,14 @@ extension UnionFileSystem {
 
     /// The mode the file `id` must get before `caller` (not root: nil otherwise) changes its
     /// data, or nil when it keeps its own. `inGroup` answers whether the caller is in a group.
-    public func modeClearingSetID(_ id: UInt64, caller: uid_t, inGroup: (gid_t) -> Bool) throws(Errno) -> mode_t? {
+    public func modeClearingSetID(_ id: NodeID, caller: uid_t, inGroup: (gid_t) -> Bool) throws(Errno) -> mode_t? {
         guard caller != 0, clearsSetIDItself else { return nil }
         return Self.modeWithoutSetID(try getattr(id), callerInGroup: inGroup)
     }
 
     /// Clears setuid and setgid of the file `id` before `caller` writes to it or truncates it
     /// on open.
-    public func clearSetID(_ id: UInt64, caller: uid_t, inGroup: (gid_t) -> Bool) throws(Errno) {
+    public func clearSetID(_ id: NodeID, caller: uid_t, inGroup: (gid_t) -> Bool) throws(Errno) {
         guard let mode = try modeClearingSetID(id, caller: caller, inGroup: inGroup) else { return }
         var c = AttributeChanges()
         c.mode = mode

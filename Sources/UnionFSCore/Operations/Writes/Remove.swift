@@ -4,7 +4,7 @@ import SystemPackage
 extension UnionFileSystem {
     /// `unlink`: an upper file goes; where a lower layer still shows the name, a whiteout takes
     /// its place in the same step (docs/SEMANTICS.md §3).
-    public func unlink(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
+    public func unlink(parent: NodeID, name: borrowing FileName) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let p = try node(parent)
         defer { p.listingChanged() }
@@ -25,7 +25,7 @@ extension UnionFileSystem {
     }
 
     /// `rmdir`: the directory must be empty after merging (only whiteouts left below it).
-    public func rmdir(parent: UInt64, name: UnsafePointer<CChar>) throws(Errno) {
+    public func rmdir(parent: NodeID, name: borrowing FileName) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let p = try node(parent)
         defer { p.listingChanged() }
@@ -45,23 +45,22 @@ extension UnionFileSystem {
 
     /// Puts a whiteout at `name` in `upper`, replacing in one step whatever the upper holds there.
     /// A directory is exchanged with a whiteout built in the workdir and then removed from there.
-    func whiteOut(_ name: UnsafePointer<CChar>, in upper: LayerDir, current: UpperEntry) throws(Errno) {
+    func whiteOut(_ name: borrowing FileName, in upper: LayerDir, current: UpperEntry) throws(Errno) {
         switch current {
         case .whiteout:
             return
         case .absent:
-            try Sys.mknodat(upper.fd, name, S_IFCHR, 0)
+            try Sys.mknodat(upper.fd, name.cString, S_IFCHR, 0)
         case .entry(let st):
             let staging = stack.staging!
-            let temp = Staging.temporaryName()
-            try temp.withCString { (t) throws(Errno) in
-                try Sys.mknodat(staging.fd, t, S_IFCHR, 0)
+            try Staging.withTemporaryName { (t) throws(Errno) in
+                try Sys.mknodat(staging.fd, t.cString, S_IFCHR, 0)
                 if st.st_mode & S_IFMT == S_IFDIR {
-                    try Sys.renameat2(staging.fd, t, upper.fd, name, Sys.renameExchange)
+                    try Sys.renameat2(staging.fd, t.cString, upper.fd, name.cString, Sys.renameExchange)
                     try Staging.removeTree(in: staging, t)
                 } else {
-                    do throws(Errno) { try Sys.renameat2(staging.fd, t, upper.fd, name, 0) } catch {
-                        try? Sys.unlinkat(staging.fd, t, 0)
+                    do throws(Errno) { try Sys.renameat2(staging.fd, t.cString, upper.fd, name.cString, 0) } catch {
+                        try? Sys.unlinkat(staging.fd, t.cString, 0)
                         throw error
                     }
                 }
@@ -71,16 +70,15 @@ extension UnionFileSystem {
 
     /// Removes an upper entry that hides nothing. A directory (which may hold whiteouts) is first
     /// moved to the workdir, so a crash never leaves it half emptied with lower entries showing.
-    func removeUpper(_ name: UnsafePointer<CChar>, in upper: LayerDir, isDirectory: Bool) throws(Errno) {
+    func removeUpper(_ name: borrowing FileName, in upper: LayerDir, isDirectory: Bool) throws(Errno) {
         if isDirectory {
             let staging = stack.staging!
-            let temp = Staging.temporaryName()
-            try temp.withCString { (t) throws(Errno) in
-                try Sys.renameat2(upper.fd, name, staging.fd, t, Sys.renameNoReplace)
+            try Staging.withTemporaryName { (t) throws(Errno) in
+                try Sys.renameat2(upper.fd, name.cString, staging.fd, t.cString, Sys.renameNoReplace)
                 try Staging.removeTree(in: staging, t)
             }
         } else {
-            try Sys.unlinkat(upper.fd, name, 0)
+            try Sys.unlinkat(upper.fd, name.cString, 0)
         }
     }
 
@@ -88,7 +86,7 @@ extension UnionFileSystem {
     /// an open handle), the node can no longer be found by name, so it keeps its layer
     /// directories (`DescriptorBudget`) and answers from them until the kernel forgets it.
     func keepDescriptorsIfHeld(_ entry: ResolvedEntry) {
-        guard let n = nodes.get(stack.inodes.reported(FileID(entry.stat))) else { return }
+        guard let n = nodes.get(NodeID(stack.inodes.reported(FileID(entry.stat)))) else { return }
         n.state.withLock { $0.keepsDescriptors = true }
         _ = try? n.location()  // held again if a sweep took it, and now kept
     }
@@ -100,9 +98,9 @@ extension UnionFileSystem {
     /// With no other name known (the last link, or links the kernel never looked up), the node
     /// keeps an `O_PATH` descriptor of the file itself: attributes then come from the file
     /// (nlink as it is), and opens reopen it (`ownFile`).
-    func nameGone(_ name: UnsafePointer<CChar>, in p: Node, _ st: stat, upper: LayerDir) {
-        guard st.st_mode & S_IFMT != S_IFDIR, let n = nodes.get(stack.inodes.reported(FileID(st))),
-              let gone = try? Name(validating: name) else { return }
+    func nameGone(_ name: borrowing FileName, in p: Node, _ st: stat, upper: LayerDir) {
+        guard st.st_mode & S_IFMT != S_IFDIR, let n = nodes.get(NodeID(stack.inodes.reported(FileID(st)))) else { return }
+        let gone = Name(name)
         for _ in 0..<8 {
             // Another name going: forget it, in the same lock as the check, so that a
             // concurrent move of the node to that very name cannot slip in between.

@@ -9,8 +9,8 @@ extension UnionFileSystem {
     /// opaque, see
     /// `moveEntirelyToUpper`), then one `renameat2` in the upper moves it, leaving a whiteout at
     /// the old name (`RENAME_WHITEOUT`) when a lower layer still shows that name.
-    public func rename(parent: UInt64, name: UnsafePointer<CChar>, newParent: UInt64,
-                       newName: UnsafePointer<CChar>, flags: UInt32) throws(Errno) {
+    public func rename(parent: NodeID, name: borrowing FileName, newParent: NodeID,
+                       newName: borrowing FileName, flags: UInt32) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         let known = Sys.renameNoReplace | Sys.renameExchange
         guard flags & ~known == 0, flags != known else { throw .invalidArgument }
@@ -20,14 +20,13 @@ extension UnionFileSystem {
             p.listingChanged()
             q.listingChanged()
         }
-        let srcName = try Name(validating: name), dstName = try Name(validating: newName)
         let src = try stack.resolve(name, in: p.directoryLayers())
         let dst = try? stack.resolve(newName, in: q.directoryLayers())
         if flags & Sys.renameNoReplace != 0 && dst != nil { throw .fileExists }
         if exchange && dst == nil { throw .noSuchFileOrDirectory }
-        let srcID = stack.nodeID(of: src, parent: p.id, name: srcName)
+        let srcID = stack.nodeID(of: src, parent: p.id, name: name)
         if !exchange, let dst {
-            if srcID == stack.nodeID(of: dst, parent: q.id, name: dstName) { return }  // same file: nothing to do
+            if srcID == stack.nodeID(of: dst, parent: q.id, name: newName) { return }  // same file: nothing to do
             if src.isDirectory && !dst.isDirectory { throw .notDirectory }
             if !src.isDirectory && dst.isDirectory { throw .isDirectory }
             if dst.isDirectory {
@@ -36,11 +35,11 @@ extension UnionFileSystem {
             }
         }
         let upperP = try upperDirectory(of: p), upperQ = try upperDirectory(of: q)
-        let srcNode = nodeOrDetached(srcID, parent: p, name: srcName, entry: src)
+        let srcNode = nodeOrDetached(srcID, parent: p, name: name, entry: src)
         try moveEntirelyToUpper(srcNode)
         var dstNode: Node? = nil
         if exchange, let dst {
-            let n = nodeOrDetached(stack.nodeID(of: dst, parent: q.id, name: dstName), parent: q, name: dstName, entry: dst)
+            let n = nodeOrDetached(stack.nodeID(of: dst, parent: q.id, name: newName), parent: q, name: newName, entry: dst)
             try moveEntirelyToUpper(n)
             dstNode = n
         }
@@ -56,14 +55,14 @@ extension UnionFileSystem {
         }
         if !exchange, let dst, dst.isDirectory { keepDescriptorsIfHeld(dst) }
         if exchange {
-            try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
+            try Sys.renameat2(upperP.fd, name.cString, upperQ.fd, newName.cString, Sys.renameExchange)
         } else {
             let leaveWhiteout = lowerShows(name, in: try p.directoryLayers())
             switch upperEntry(newName, in: upperQ) {
             case .entry(let st) where st.st_mode & S_IFMT == S_IFDIR:
                 // The old target may hold whiteouts, which the filesystem counts as entries:
                 // exchange, then dispose of the old target at the source name.
-                try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
+                try Sys.renameat2(upperP.fd, name.cString, upperQ.fd, newName.cString, Sys.renameExchange)
                 if leaveWhiteout {
                     try whiteOut(name, in: upperP, current: .entry(st))
                 } else {
@@ -72,29 +71,30 @@ extension UnionFileSystem {
             case .whiteout where src.isDirectory:
                 // A directory cannot replace a non-directory: exchange with the whiteout, which
                 // is then exactly the whiteout the source name needs, or goes.
-                try Sys.renameat2(upperP.fd, name, upperQ.fd, newName, Sys.renameExchange)
-                if !leaveWhiteout { try Sys.unlinkat(upperP.fd, name, 0) }
+                try Sys.renameat2(upperP.fd, name.cString, upperQ.fd, newName.cString, Sys.renameExchange)
+                if !leaveWhiteout { try Sys.unlinkat(upperP.fd, name.cString, 0) }
             default:
                 try moveLeavingWhiteout(upperP, name, upperQ, newName, whiteout: leaveWhiteout)
             }
         }
+        let srcName = Name(name), dstName = Name(newName)
         relocate(srcNode, from: p, srcName, to: q, name: dstName, upperParent: upperQ)
         if let dstNode { relocate(dstNode, from: q, dstName, to: p, name: srcName, upperParent: upperP) }
     }
 
     /// `renameat2` that leaves a whiteout at the source when asked. Where the filesystem lacks
     /// `RENAME_WHITEOUT`, the whiteout is made right after the move.
-    private func moveLeavingWhiteout(_ from: LayerDir, _ name: UnsafePointer<CChar>, _ to: LayerDir,
-                                     _ newName: UnsafePointer<CChar>, whiteout: Bool) throws(Errno) {
+    private func moveLeavingWhiteout(_ from: LayerDir, _ name: borrowing FileName, _ to: LayerDir,
+                                     _ newName: borrowing FileName, whiteout: Bool) throws(Errno) {
         guard whiteout else {
-            try Sys.renameat2(from.fd, name, to.fd, newName, 0)
+            try Sys.renameat2(from.fd, name.cString, to.fd, newName.cString, 0)
             return
         }
         do {
-            try Sys.renameat2(from.fd, name, to.fd, newName, Sys.renameWhiteout)
+            try Sys.renameat2(from.fd, name.cString, to.fd, newName.cString, Sys.renameWhiteout)
         } catch .invalidArgument {
-            try Sys.renameat2(from.fd, name, to.fd, newName, 0)
-            try Sys.mknodat(from.fd, name, S_IFCHR, 0)
+            try Sys.renameat2(from.fd, name.cString, to.fd, newName.cString, 0)
+            try Sys.mknodat(from.fd, name.cString, S_IFCHR, 0)
         }
     }
 

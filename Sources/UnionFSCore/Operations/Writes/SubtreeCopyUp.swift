@@ -29,20 +29,20 @@ extension UnionFileSystem {
     /// Copies into `layers[0]` (the upper part of the merged directory node `dirID`) every
     /// entry only lower layers hold, recursing into merged subdirectories, then marks it opaque
     /// and removes its whiteouts.
-    private func absorbLower(_ layers: [DirLayer], id dirID: UInt64) throws(Errno) {
+    private func absorbLower(_ layers: [DirLayer], id dirID: NodeID) throws(Errno) {
         let upper = layers[0].dir
         for child in try stack.mergedListing(of: layers) {
-            try child.name.withCString { (c) throws(Errno) in
+            try child.name.withFileName { (c) throws(Errno) in
                 guard var ce = try? stack.resolve(c, in: layers) else { return }  // gone meanwhile
-                let id = stack.nodeID(of: ce, parent: dirID, name: child.name)
+                let id = stack.nodeID(of: ce, parent: dirID, name: c)
                 let held = nodes.get(id)
                 if ce.topLayer != 0 {
                     if let held {
                         try copyUp(held)  // under its lock: racing writers copy it once
                     } else {
                         do throws(Errno) {
-                            let st = try copier.copy(ce, name: child.name, into: upper, truncate: false)
-                            stack.inodes.recordCopyUp(FileID(st), reports: id)
+                            let st = try copier.copy(ce, name: c, into: upper, truncate: false)
+                            stack.inodes.recordCopyUp(FileID(st), reports: id.rawValue)
                         } catch .fileExists {}  // made meanwhile through the mount
                     }
                     guard let again = try? stack.resolve(c, in: layers) else { return }
@@ -60,8 +60,8 @@ extension UnionFileSystem {
             if e.type == UInt8(DT_CHR) || e.type == UInt8(DT_UNKNOWN) { whiteouts.append(Name(bytes: e.name)) }
         }
         for w in whiteouts {
-            try w.withCString { (c) throws(Errno) in
-                if case .whiteout = upperEntry(c, in: upper) { try Sys.unlinkat(upper.fd, c, 0) }
+            try w.withFileName { (c) throws(Errno) in
+                if case .whiteout = upperEntry(c, in: upper) { try Sys.unlinkat(upper.fd, c.cString, 0) }
             }
         }
     }

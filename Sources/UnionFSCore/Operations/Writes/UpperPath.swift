@@ -18,12 +18,11 @@ extension UnionFileSystem {
             if node.isInUpper(stack) { return }
             let (entry, name) = try node.location()
             guard let name else { return }
-            let st = try copier.copy(entry, name: name, into: upperParent, truncate: truncate)
-            stack.inodes.recordCopyUp(FileID(st), reports: node.id)
-            var upperDir: LayerDir? = nil
-            if entry.isDirectory {
-                upperDir = try name.withCString { (n) throws(Errno) in try upperParent.openChild(n) }
+            let (st, upperDir) = try name.withFileName { (n) throws(Errno) -> (stat, LayerDir?) in
+                let st = try copier.copy(entry, name: n, into: upperParent, truncate: truncate)
+                return (st, entry.isDirectory ? try upperParent.openChild(n) : nil)
             }
+            stack.inodes.recordCopyUp(FileID(st), reports: node.id.rawValue)
             node.state.withLock { s in
                 s.update(topLayer: 0) { e in
                     if let upperDir {
@@ -48,7 +47,7 @@ extension UnionFileSystem {
 
     /// True when a lower layer of the directory `layers` (everything but the upper) still shows
     /// `name`: removing or moving it away from the upper must then leave a whiteout.
-    func lowerShows(_ name: UnsafePointer<CChar>, in layers: [DirLayer]) -> Bool {
+    func lowerShows(_ name: borrowing FileName, in layers: [DirLayer]) -> Bool {
         let lower = layers.filter { $0.layer != 0 }
         guard !lower.isEmpty else { return false }
         return (try? stack.resolve(name, in: lower)) != nil
@@ -64,15 +63,15 @@ extension UnionFileSystem {
     }
 
     /// What the upper directory holds under `name`.
-    func upperEntry(_ name: UnsafePointer<CChar>, in upper: LayerDir) -> UpperEntry {
+    func upperEntry(_ name: borrowing FileName, in upper: LayerDir) -> UpperEntry {
         guard let st = try? upper.stat(name) else { return .absent }
         if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 { return .whiteout }
         return .entry(st)
     }
 
     /// The node for `id` when the kernel holds it, else a detached one for this request only.
-    func nodeOrDetached(_ id: UInt64, parent: Node, name: Name, entry: ResolvedEntry) -> Node {
-        nodes.get(id) ?? Node(id: id, stack: stack, parent: parent, name: name, entry: entry)
+    func nodeOrDetached(_ id: NodeID, parent: Node, name: borrowing FileName, entry: ResolvedEntry) -> Node {
+        nodes.get(id) ?? Node(id: id, stack: stack, parent: parent, name: Name(name), entry: entry)
     }
 }
 
