@@ -26,7 +26,6 @@ struct MountCommand: ParsableCommand {
                          kernel does (default: copy the subtree up and move it)
       timeout=SECONDS    kernel cache time for entries/attributes (86400)
       threads=N          request worker threads (8)
-      transport=T        libfuse (libfuse's loop, the default) or dev (our own /dev/fuse loop)
       uidmapping=D:S:N[:D:S:N...]  show disk uid D.. as S.. (N ids), store back
       gidmapping=D:S:N[:D:S:N...]  the same for gids; unmapped ids show as 65534
       squash_to_uid=N    show every file as owned by uid N (also _gid=N)
@@ -102,8 +101,7 @@ enum MountPreflight {
         options.addDefaultFuseOptions(source: source, isRoot: geteuid() == 0)
         options.dropLabelOptions(selinuxEnabled: access("/sys/fs/selinux", F_OK) == 0)
         let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
-                                      fuseOptions: options.fuseOptions, debug: debug || options.debug,
-                                      transport: options.transport.flatMap(FuseTransport.init) ?? .fromEnvironment)
+                                      fuseOptions: options.fuseOptions, debug: debug || options.debug)
         umask(0)  // modes arrive with the caller's umask applied; keep them exact
         session.installSignalHandlers()
         session.daemonize(foreground: foreground || debug || options.debug)

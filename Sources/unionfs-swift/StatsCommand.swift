@@ -3,7 +3,7 @@ import Glibc
 import UnionFS
 
 /// `unionfs-swift stats MOUNTPOINT`: the request counts, latency percentiles and data bytes of
-/// the daemon serving a mount on our own transport (`transport=dev`).
+/// the daemon serving a mount.
 ///
 /// The daemon is found by its command line (an `unionfs-swift` process with the mount point
 /// among its arguments), asked with SIGUSR1, and its report read from the file it writes
@@ -12,7 +12,7 @@ struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Print requests per opcode, latency percentiles and bytes of a mount's daemon.",
-        discussion: "Needs the mount to be served by transport=dev; or send SIGUSR1 to the daemon to get the report on its stderr."
+        discussion: "Or send SIGUSR1 to the daemon: the same report goes to its stderr."
     )
 
     @Argument(help: "The mount point.")
@@ -42,7 +42,7 @@ struct StatsCommand: ParsableCommand {
             }
             usleep(20_000)
         }
-        throw ConfigurationError("daemon \(pid) did not answer in 2 s (is it on transport=dev?)")
+        throw ConfigurationError("daemon \(pid) did not answer in 2 s (an older unionfs-swift?)")
     }
 
     /// The pids of `unionfs-swift` processes with `mountpoint` among their arguments.

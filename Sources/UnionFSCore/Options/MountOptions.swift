@@ -13,9 +13,6 @@ public struct MountOptions: Sendable, Equatable {
     public var threads: Int = 8
     /// `debug` given as an option: libfuse traces every request to stderr.
     public var debug = false
-    /// `transport=libfuse|dev`: the loop that serves the mount (nil: the default, or the
-    /// `UNIONFS_TRANSPORT` environment variable).
-    public var transport: String? = nil
     /// `squash_to_root` was given (squash_to_uid/gid take precedence over it).
     var squashToRoot = false
     /// `lowerdir=` appeared at all (an empty value is still an error).
@@ -134,11 +131,6 @@ public struct MountOptions: Sendable, Equatable {
             }
             threads = n
         case "debug": try noValue(); debug = true
-        case "transport":
-            guard let v = value, v == "libfuse" || v == "dev" else {
-                throw ConfigurationError("option 'transport' takes libfuse or dev, got '\(value ?? "")'")
-            }
-            transport = v
         case _ where Self.fstabOnly.contains(key) && value == nil:
             break
         case _ where Self.fuseFlags.contains(key):

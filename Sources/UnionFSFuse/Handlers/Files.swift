@@ -3,8 +3,7 @@ import SystemPackage
 import UnionFSCore
 
 /// Lookups, attributes and file data: one small function per FUSE operation, each one call
-/// into the core and one reply. The transports (the libfuse table in `FUSE/Bridge.swift`, our
-/// own `/dev/fuse` loop in `Device/`) decode the request and call these.
+/// into the core and one reply. The transport (`Device/`) decodes the request and calls these.
 extension FuseConnection {
     var timeout: Double { fileSystem.options.timeout }
 

@@ -1,4 +1,3 @@
-import CFuse3
 import Glibc
 import SystemPackage
 import UnionFSCore
@@ -20,20 +19,23 @@ struct RequestCaller: Sendable {
     }
 }
 
-/// Where a reply goes: libfuse's request (while libfuse's loop serves the session), or a
-/// `/dev/fuse` descriptor of our own (`DeviceChannel`, which outlives every request its worker
-/// serves: unretained, so a reply stays trivially destroyed) with the request's `unique`.
-enum ReplyChannel {
-    case libfuse(fuse_req_t)
-    case device(Unmanaged<DeviceChannel>, unique: UInt64)
+/// Where a reply goes: the `/dev/fuse` descriptor the request came from (`DeviceChannel`, which
+/// outlives every request its worker serves: unretained, so a reply stays trivially destroyed)
+/// with the request's `unique`.
+struct ReplyChannel {
+    let channel: Unmanaged<DeviceChannel>
+    let unique: UInt64
+
+    static func device(_ channel: Unmanaged<DeviceChannel>, unique: UInt64) -> ReplyChannel {
+        ReplyChannel(channel: channel, unique: unique)
+    }
 }
 
 /// The answer to one request, which must be given exactly once.
 ///
 /// Every answering method consumes the reply, so the compiler rejects a second answer; a reply
-/// dropped without an answer sends `EIO` from `deinit`, so the caller never hangs. The encoding
-/// of every answer is the kernel's (`ReplyLayout`), whatever the transport: libfuse only frames
-/// it (`fuse_reply_iov`), our own transport writes it with one `writev`.
+/// dropped without an answer sends `EIO` from `deinit`, so the caller never hangs. Every answer
+/// is encoded in the kernel's layout (`ReplyLayout`) and written with one `writev`.
 struct Reply: ~Copyable {
     let channel: ReplyChannel
     let caller: RequestCaller
@@ -49,23 +51,12 @@ struct Reply: ~Copyable {
 
     /// Sends an error (0: success with no payload).
     private func transmit(error: Int32) {
-        switch channel {
-        case .libfuse(let req): fuse_reply_err(req, error)
-        case .device(let c, let unique): c.takeUnretainedValue().send(unique: unique, error: error)
-        }
+        channel.channel.takeUnretainedValue().send(unique: channel.unique, error: error)
     }
 
     /// Sends a success with `a` then `b` as the payload (either may be empty).
     private func transmit(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
-        switch channel {
-        case .libfuse(let req):
-            var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
-                       iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count))
-            withUnsafePointer(to: &iov) { p in
-                p.withMemoryRebound(to: iovec.self, capacity: 2) { _ = fuse_reply_iov(req, $0, b.count == 0 ? 1 : 2) }
-            }
-        case .device(let c, let unique): c.takeUnretainedValue().send(unique: unique, a, b)
-        }
+        channel.channel.takeUnretainedValue().send(unique: channel.unique, a, b)
     }
 
     /// Encodes `size` bytes with `body` on the stack and sends them.
@@ -100,7 +91,6 @@ struct Reply: ~Copyable {
 
     /// For FORGET and BATCH_FORGET: the kernel expects no answer.
     consuming func none() {
-        if case .libfuse(let req) = channel { fuse_reply_none(req) }
         discard self
     }
 
@@ -144,15 +134,10 @@ struct Reply: ~Copyable {
         discard self
     }
 
-    /// `size` bytes at `offset` of `fd` (fewer at the end of the file). libfuse splices them;
-    /// our own transport reads them into the channel's buffer.
+    /// `size` bytes at `offset` of `fd` (fewer at the end of the file), read into the channel's
+    /// buffer and sent with the header in one `writev`.
     consuming func data(from fd: Int32, size: Int, offset: Int64) {
-        switch channel {
-        case .libfuse(let req):
-            var v = unionfs_fd_bufvec(fd, size, off_t(offset))
-            fuse_reply_data(req, &v, fuse_buf_copy_flags(0))
-        case .device(let c, let unique): c.takeUnretainedValue().sendData(unique: unique, from: fd, size: size, offset: offset)
-        }
+        channel.channel.takeUnretainedValue().sendData(unique: channel.unique, from: fd, size: size, offset: offset)
         discard self
     }
 
