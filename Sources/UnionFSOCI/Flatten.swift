@@ -53,7 +53,7 @@ enum Flatten {
         let xattrs = try EntryXattrs.all(of: dir) { !EntryXattrs.isPrivate($0) }
         if !xattrs.isEmpty {
             let to = try parent.openChild(name)
-            try withProcFDPath(to.fd) { (p) throws(Errno) in
+            try withProcFDPath(to.descriptor) { (p) throws(Errno) in
                 for (x, v) in xattrs {
                     try Errno.lift { try v.withUnsafeBytes { b in try Sys.pathSetxattr(p, x, b, 0) } }
                 }

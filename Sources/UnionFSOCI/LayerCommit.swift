@@ -107,9 +107,8 @@ private struct Walker {
         entries += 1
         if type == S_IFREG && h.linkTarget == nil {
             let fd = try name.withFileName { (n) throws(Errno) in try dir.openFile(n, O_RDONLY) }
-            defer { Sys.close(fd) }
             var done: Int64 = 0
-            try tar.addData(from: fd, size: Int64(st.st_size)) { done += Int64($0) }
+            try tar.addData(from: fd.rawValue, size: Int64(st.st_size)) { done += Int64($0) }
             bytes += done
         }
         progress?(entries, bytes)

@@ -34,7 +34,7 @@ struct LayerMarkers {
         for path in opaque {
             let dir = try entries.directory(path, create: true)
             do {
-                try withProcFDPath(dir.fd) { (p) throws(Errno) in
+                try withProcFDPath(dir.descriptor) { (p) throws(Errno) in
                     try Errno.lift { try [UInt8(ascii: "y")].withUnsafeBytes { v in try Sys.pathSetxattr(p, xattr, v, 0) } }
                 }
             } catch {
@@ -74,16 +74,15 @@ struct LayerMarkers {
     /// An empty marker file; a name too long for a directory entry is ENAMETOOLONG.
     private static func marker(in dir: LayerDir, _ name: [UInt8]) throws(Errno) {
         guard name.count <= 255 else { throw .fileNameTooLong }
-        let fd = try Errno.lift {
+        try Errno.lift {
             try (name + [0]).withUnsafeBufferPointer { p in
                 try p.withMemoryRebound(to: CChar.self) { c in
-                    try FileName.validating(c.baseAddress!) { (n) throws(Errno) -> Int32 in
-                        try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+                    try FileName.validating(c.baseAddress!) { (n) throws(Errno) in
+                        try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600).close()
                     }
                 }
             }
         }
-        Sys.close(fd)
     }
 
     /// The flattened form: deletes from `target` what the whiteouts name and empties the

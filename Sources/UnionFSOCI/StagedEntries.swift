@@ -76,7 +76,6 @@ struct StagedEntries {
             }
             if !m.xattrs.isEmpty {
                 let fd = try dir.openFile(n, O_PATH)
-                defer { Sys.close(fd) }
                 try withProcFDPath(fd) { (path) throws(Errno) in
                     for (x, value) in m.xattrs where !EntryXattrs.isPrivate(x) {
                         do throws(Errno) {
@@ -120,8 +119,7 @@ struct StagedEntries {
         // The kernel allows user.* xattrs on regular files and directories only.
         guard type == S_IFREG || type == S_IFDIR else { return }
         let value = Array("\(uid):\(gid):0\(String(mode & 0o7777, radix: 8))".utf8)
-        let fd = try Sys.openat(dir.fd, n, O_PATH | O_NOFOLLOW)
-        defer { Sys.close(fd) }
+        let fd = try Descriptor.open(at: dir.fd, n, O_PATH | O_NOFOLLOW)
         try withProcFDPath(fd) { (path) throws(Errno) in
             try Errno.lift { try value.withUnsafeBytes { v in try Sys.pathSetxattr(path, "user.containers.override_stat", v, 0) } }
         }

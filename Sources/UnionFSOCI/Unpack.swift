@@ -66,8 +66,8 @@ struct Unpack {
             case S_IFDIR:
                 if (try? dir.stat(n)) == nil { try Sys.mkdirat(dir.fd, n.cString, 0o700) }
             case S_IFREG:
-                let fd = try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-                defer { Sys.close(fd) }
+                let file = try dir.openFile(n, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+                let fd = file.rawValue
                 var written: Int64 = 0
                 try input.forEachBlock { (block, offset) throws(Errno) in
                     var done = 0
@@ -77,6 +77,7 @@ struct Unpack {
                     written += Int64(block.count)
                 }
                 try Sys.ftruncate(fd, input.size)  // sparse tails and holes
+                file.close()
                 bytes += written
             case S_IFLNK:
                 guard let target = input.symlink else { throw Errno.invalidArgument }

@@ -10,7 +10,6 @@ package enum EntryXattrs {
     /// The value of `xattr` on `name` in `dir`, or nil when it is not set (or cannot be read).
     static func value(in dir: LayerDir, _ name: borrowing FileName, _ xattr: UnsafePointer<CChar>) -> [UInt8]? {
         guard let fd = try? dir.openFile(name, O_PATH) else { return nil }
-        defer { Sys.close(fd) }
         return try? withProcFDPath(fd) { (path) throws(Errno) -> [UInt8] in try read(path, xattr) }
     }
 
@@ -18,17 +17,15 @@ package enum EntryXattrs {
     /// `keep` refuses. Names a filesystem lists but will not read are skipped.
     package static func all(in dir: LayerDir, _ name: borrowing FileName,
                     keep: (String) -> Bool) throws(Errno) -> [(String, [UInt8])] {
-        let fd = try dir.openFile(name, O_PATH)
-        defer { Sys.close(fd) }
-        return try all(at: fd, keep: keep)
+        return try all(at: try dir.openFile(name, O_PATH), keep: keep)
     }
 
     /// Every xattr of the directory `dir` itself, as `all(in:_:keep:)` reads an entry's.
     package static func all(of dir: LayerDir, keep: (String) -> Bool) throws(Errno) -> [(String, [UInt8])] {
-        try all(at: dir.fd, keep: keep)
+        try all(at: dir.descriptor, keep: keep)
     }
 
-    private static func all(at fd: Int32, keep: (String) -> Bool) throws(Errno) -> [(String, [UInt8])] {
+    private static func all(at fd: borrowing Descriptor, keep: (String) -> Bool) throws(Errno) -> [(String, [UInt8])] {
         try withProcFDPath(fd) { (path) throws(Errno) -> [(String, [UInt8])] in
             let need = try Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))
             guard need > 0 else { return [] }

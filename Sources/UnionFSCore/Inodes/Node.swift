@@ -73,10 +73,10 @@ public final class Node: Sendable {
         /// Set when the last name of this file went while the kernel still holds the node (an
         /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
         /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
-        var unlinked: OwnedDescriptor?
+        var unlinked: SharedDescriptor?
         /// A read-only descriptor of the upper copy, for readers that opened the lower file
         /// before it was copied up (`UnionFileSystem.copiedUpReader`).
-        var upperReader: OwnedDescriptor?
+        var upperReader: SharedDescriptor?
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
@@ -206,7 +206,7 @@ public final class Node: Sendable {
 
     /// Runs `body` with the topmost entry as (directory in its layer, name), or for a directory
     /// (and the root) with its own descriptor and nil.
-    func withTopEntry<R>(_ body: (LayerDir, borrowing FileName?) throws(Errno) -> R) throws(Errno) -> R {
+    func withTopEntry<R: ~Copyable>(_ body: (LayerDir, borrowing FileName?) throws(Errno) -> R) throws(Errno) -> R {
         let (entry, name) = try location()
         if let first = entry.layers.first { return try body(first.dir, nil) }
         guard let name else { throw .noSuchFileOrDirectory }

@@ -10,17 +10,20 @@ import SystemPackage
 /// time from a layer root, and no symlink is followed on the way.
 ///
 /// The descriptor is `O_RDONLY | O_DIRECTORY` (not `O_PATH`) so that `fgetxattr` and `getdents64`
-/// work on it directly. It is closed when the last reference goes.
+/// work on it directly. A directory is shared by every node and listing that merges it, so this
+/// is a class: its `Descriptor` is closed when the last reference goes.
 public final class LayerDir: Sendable {
-    public let fd: Int32
+    /// The directory's descriptor, owned here.
+    public let descriptor: Descriptor
+    /// Its number, for the `*at` calls made relative to this directory.
+    public var fd: Int32 { descriptor.rawValue }
 
-    private init(fd: Int32) {
-        self.fd = fd
+    private init(_ descriptor: consuming Descriptor) {
+        self.descriptor = descriptor
         Self.open.add(1, ordering: .relaxed)
     }
 
     deinit {
-        Sys.close(fd)
         Self.open.subtract(1, ordering: .relaxed)
     }
 
@@ -33,22 +36,19 @@ public final class LayerDir: Sendable {
         let fd = try Errno.lift {
             try path.withCString { p in try Sys.openat(AT_FDCWD, p, O_RDONLY | O_DIRECTORY) }
         }
-        return LayerDir(fd: fd)
+        return LayerDir(Descriptor(adopting: fd))
     }
 
     /// Opens the directory `name` directly below this one, refusing symlinks (`ELOOP`/`ENOTDIR`).
     
     public func openChild(_ name: borrowing FileName) throws(Errno) -> LayerDir {
-        try LayerDir.adopt(Sys.openat(fd, name.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
+        LayerDir(try Descriptor.open(at: fd, name.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
     }
 
     /// Opens `..` of this directory (used only to check that two layer roots do not nest).
     func openParent() throws(Errno) -> LayerDir {
-        try LayerDir(fd: Sys.openat(fd, "..", O_RDONLY | O_DIRECTORY))
+        LayerDir(try Descriptor.open(at: fd, "..", O_RDONLY | O_DIRECTORY))
     }
-
-    
-    static func adopt(_ fd: Int32) -> LayerDir { LayerDir(fd: fd) }
 
     /// `fstatat` of an entry in this directory, never following a symlink.
     @inline(__always)
@@ -61,8 +61,8 @@ public final class LayerDir: Sendable {
 
     /// Opens a non-directory entry of this directory; `O_NOFOLLOW` is always added.
     @inline(__always)
-    public func openFile(_ name: borrowing FileName, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
-        try Sys.openat(fd, name.cString, flags | O_NOFOLLOW, mode)
+    public func openFile(_ name: borrowing FileName, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Descriptor {
+        try Descriptor.open(at: fd, name.cString, flags | O_NOFOLLOW, mode)
     }
 
     /// Reads the target of the symlink `name` in this directory.
@@ -149,8 +149,9 @@ enum XattrProbe: Equatable {
 /// The path of a descriptor under `/proc/self/fd`, for the few calls (`lgetxattr` and friends
 /// on symlinks and `O_PATH` descriptors) that have no descriptor-relative form in glibc 2.36.
 @inline(__always)
-package func withProcFDPath<R>(_ fd: Int32, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
+package func withProcFDPath<R: ~Copyable>(_ descriptor: borrowing Descriptor, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
     var buf = (Int64(0), Int64(0), Int64(0), Int64(0))  // 32 bytes
+    let fd = descriptor.rawValue
     return try withUnsafeMutableBytes(of: &buf) { (raw) throws(Errno) -> R in
         let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
         _ = snprintfFD(p, fd)

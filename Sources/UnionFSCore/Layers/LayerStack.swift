@@ -32,6 +32,8 @@ public final class LayerStack: Sendable {
     public let xattrNamespaceDetected: Bool
     /// The xattr names this stack reads, as C strings.
     let names: OverlayXattrNames
+    /// Which xattrs are the overlay's, and how the rest are stored (escaping).
+    let overlayXattrs: OverlayXattrs
     /// The merged root's layers, read once at open.
     let rootDirLayers: [DirLayer]
 
@@ -113,6 +115,7 @@ public final class LayerStack: Sendable {
         self.staging = staging
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
         self.names = names
+        self.overlayXattrs = OverlayXattrs(ns)
     }
 
     /// True when `dir` is `target` or below it, walking `..` up to the root.
@@ -174,18 +177,5 @@ struct OverlayXattrNames: Sendable {
         let probe = opaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
         guard lower, probe == .absent, let otherOpaque else { return probe }
         return otherOpaque.withUnsafeBufferPointer { dir.xattrPrefix($0.baseAddress!, limit: 2) }
-    }
-
-    /// True when the xattr name (bytes, no NUL) is a private overlay xattr: `trusted.overlay.*`
-    /// or `user.overlay.*` (both hidden, since lowers' markers are honoured in both), or an owner
-    /// override (`user.containers.override_stat`, `user.fuseoverlayfs.override_stat`), which
-    /// describes the file as stored, not as shown (fuse-overlayfs hides them too).
-    func isPrivate(_ name: UnsafeRawBufferPointer) -> Bool {
-        func starts(_ p: StaticString) -> Bool {
-            name.count >= p.utf8CodeUnitCount && memcmp(p.utf8Start, name.baseAddress!, p.utf8CodeUnitCount) == 0
-        }
-        func equals(_ p: StaticString) -> Bool { name.count == p.utf8CodeUnitCount && starts(p) }
-        return starts("trusted.overlay.") || starts("user.overlay.")
-            || equals("user.containers.override_stat") || equals("user.fuseoverlayfs.override_stat")
     }
 }

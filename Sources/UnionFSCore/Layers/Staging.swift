@@ -41,7 +41,7 @@ package enum Staging {
     /// Calls `body` with a name unique within this process's staging directory, `#<pid>-<n>`,
     /// built in a stack buffer (no allocation).
     @inline(__always)
-    static func withTemporaryName<R>(_ body: (borrowing FileName) throws(Errno) -> R) throws(Errno) -> R {
+    static func withTemporaryName<R: ~Copyable>(_ body: (borrowing FileName) throws(Errno) -> R) throws(Errno) -> R {
         let n = counter.add(1, ordering: .relaxed).newValue
         return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: 48) { (buf) throws(Errno) -> R in
             let p = buf.baseAddress!

@@ -18,27 +18,35 @@ import SystemPackage
 /// truncate(2) retry once with `LOOKUP_REVAL`). A node that moved meanwhile is tried again.
 ///
 /// Lower layers never change under the mount, so their files are opened by name directly.
+/// An `O_PATH` descriptor of the very file a node stands for, checked against the node, and its
+/// `fstat` (`UnionFileSystem.ownFile`).
+struct OwnFile: ~Copyable {
+    let descriptor: Descriptor
+    let stat: stat
+}
+
 extension UnionFileSystem {
-    /// An `O_PATH` descriptor of the file `n` stands for, with its `fstat`; the caller closes it.
-    func ownFile(_ n: Node) throws(Errno) -> (fd: Int32, stat: stat) {
+    /// An `O_PATH` descriptor of the file `n` stands for, with its `fstat`.
+    func ownFile(_ n: Node) throws(Errno) -> OwnFile {
         if let held = n.state.withLock({ $0.unlinked }) {
-            let fd = try Sys.dup(held.fd)
-            return (fd, try Self.statClosingOnError(fd))
+            let fd = try Descriptor(adopting: Sys.dup(held.fd))
+            let st = try fd.stat()
+            return OwnFile(descriptor: fd, stat: st)
         }
         for _ in 0..<4 {
             let generation = n.state.withLock { $0.generation }
             let (entry, name) = try n.location()
             guard let name else { throw .isDirectory }
-            let fd: Int32
+            let fd: Descriptor
             do {
                 fd = try name.withFileName { (c) throws(Errno) in try entry.parentDir.openFile(c, O_PATH) }
             } catch .noSuchFileOrDirectory {
                 if n.state.withLock({ $0.generation }) != generation { continue }
                 throw .noSuchFileOrDirectory
             }
-            let st = try Self.statClosingOnError(fd)
-            if st.st_mode & S_IFMT == entry.stat.st_mode & S_IFMT && n.isOwn(st) { return (fd, st) }
-            Sys.close(fd)
+            let st = try fd.stat()
+            if st.st_mode & S_IFMT == entry.stat.st_mode & S_IFMT && n.isOwn(st) { return OwnFile(descriptor: fd, stat: st) }
+            fd.close()
             if n.state.withLock({ $0.generation }) != generation { continue }
             throw .staleNFSFileHandle
         }
@@ -47,45 +55,38 @@ extension UnionFileSystem {
 
     /// Opens the regular file `n` stands for with `flags` (never creating, never following):
     /// by name in a lower layer, through a checked `O_PATH` descriptor in the upper.
-    func openOwn(_ n: Node, flags: Int32) throws(Errno) -> Int32 {
+    func openOwn(_ n: Node, flags: Int32) throws(Errno) -> Descriptor {
         let flags = flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)
         if !stack.isWritable || !n.isInUpper(stack), n.state.withLock({ $0.unlinked }) == nil {
-            return try n.withTopEntry { (dir, name) throws(Errno) -> Int32 in
+            return try n.withTopEntry { (dir, name) throws(Errno) -> Descriptor in
                 switch name {
                 case .some(let name): return try dir.openFile(name, flags)
                 case .none: throw .isDirectory
                 }
             }
         }
-        let (probe, st) = try ownFile(n)
-        defer { Sys.close(probe) }
-        switch st.st_mode & S_IFMT {
+        let own = try ownFile(n)
+        switch own.stat.st_mode & S_IFMT {
         case S_IFREG: break
         case S_IFDIR: throw .isDirectory
         default: throw .staleNFSFileHandle  // the kernel opens FIFOs and devices itself
         }
-        return try reopen(probe, flags)
+        return try reopen(own.descriptor, flags)
     }
 
     /// Opens the file an `O_PATH` descriptor names, with `flags` (through `/proc/self/fd`,
     /// whose links lead to the inode itself).
     @inline(__always)
-    func reopen(_ probe: Int32, _ flags: Int32) throws(Errno) -> Int32 {
-        try withProcFDPath(probe) { (p) throws(Errno) in try Sys.openat(AT_FDCWD, p, flags) }
+    func reopen(_ probe: borrowing Descriptor, _ flags: Int32) throws(Errno) -> Descriptor {
+        try withProcFDPath(probe) { (p) throws(Errno) in try Descriptor.open(at: AT_FDCWD, p, flags) }
     }
 
     /// The target of the symlink an `O_PATH` descriptor names (a target is shorter than
     /// `PATH_MAX`, so one call reads it whole).
-    func readlink(ofPathDescriptor fd: Int32) throws(Errno) -> [UInt8] {
+    func readlink(ofPathDescriptor fd: borrowing Descriptor) throws(Errno) -> [UInt8] {
         var buf = [UInt8](repeating: 0, count: Int(PATH_MAX))
-        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(fd, "", b) } }
+        let raw = fd.rawValue
+        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.readlinkat(raw, "", b) } }
         return Array(buf.prefix(n))
-    }
-
-    private static func statClosingOnError(_ fd: Int32) throws(Errno) -> stat {
-        do { return try Sys.fstat(fd) } catch {
-            Sys.close(fd)
-            throw error
-        }
     }
 }

@@ -166,10 +166,9 @@ public final class UnionFileSystem: Sendable {
     public func readlink(_ id: NodeID) throws(Errno) -> [UInt8] {
         let n = try node(id)
         if !n.isDirectory && n.isInUpper(stack) {
-            let (fd, st) = try ownFile(n)  // the node's own link, not what has its name now
-            defer { Sys.close(fd) }
-            guard st.st_mode & S_IFMT == S_IFLNK else { throw .invalidArgument }
-            return try readlink(ofPathDescriptor: fd)
+            let own = try ownFile(n)  // the node's own link, not what has its name now
+            guard own.stat.st_mode & S_IFMT == S_IFLNK else { throw .invalidArgument }
+            return try readlink(ofPathDescriptor: own.descriptor)
         }
         return try n.withTopEntry { (dir, name) throws(Errno) -> [UInt8] in
             switch name {

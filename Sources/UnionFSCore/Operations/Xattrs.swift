@@ -8,10 +8,10 @@ public enum XattrAnswer: Equatable, Sendable {
 }
 
 extension UnionFileSystem {
-    /// `getxattr`; the private `<ns>.overlay.*` xattrs do not exist on the mount.
+    /// `getxattr`. The overlay's own xattrs do not exist on the mount, and `<ns>.overlay.X` is
+    /// read from its escaped form (`OverlayXattrs`).
     public func getxattr(_ id: NodeID, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
-        let len = strlen(name)
-        if stack.names.isPrivate(UnsafeRawBufferPointer(start: name, count: len)) { throw .noData }
+        if Self.isOwnerOverride(name) { throw .noData }
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
         let n = try node(id)
         if n.state.withLock({ $0.hasNoXattrs }) { throw .noData }
@@ -42,17 +42,20 @@ extension UnionFileSystem {
             }
         }
         func read(_ path: UnsafePointer<CChar>) throws(Errno) -> XattrAnswer {
-            if size == 0 {
-                return .size(try Sys.pathGetxattr(path, name, UnsafeMutableRawBufferPointer(start: nil, count: 0)))
+            try stack.overlayXattrs.withStoredName(name, forWriting: false) { (stored) throws(Errno) -> XattrAnswer in
+                if size == 0 {
+                    return .size(try Sys.pathGetxattr(path, stored, UnsafeMutableRawBufferPointer(start: nil, count: 0)))
+                }
+                var buf = [UInt8](repeating: 0, count: size)
+                let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pathGetxattr(path, stored, b) } }
+                buf.removeLast(size - n)
+                return .data(buf)
             }
-            var buf = [UInt8](repeating: 0, count: size)
-            let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pathGetxattr(path, name, b) } }
-            buf.removeLast(size - n)
-            return .data(buf)
         }
     }
 
-    /// `listxattr`, without the private `<ns>.overlay.*` names.
+    /// `listxattr`: the stored names as the mount shows them (`OverlayXattrs`), without the
+    /// overlay's own.
     public func listxattr(_ id: NodeID, size: Int) throws(Errno) -> XattrAnswer {
         let list = try withXattrPath(id) { (path) throws(Errno) -> [UInt8] in
             while true {
@@ -69,25 +72,39 @@ extension UnionFileSystem {
                 return buf
             }
         }
-        let filtered = filterPrivate(list)
+        let filtered = shownNames(list)
         if size == 0 { return .size(filtered.count) }
         guard filtered.count <= size else { throw .outOfRange }
         return .data(filtered)
     }
 
-    /// Drops the private overlay names from a NUL-separated xattr name list.
-    func filterPrivate(_ list: [UInt8]) -> [UInt8] {
+    /// A NUL-separated list of stored xattr names as the mount shows it: private names and
+    /// owner overrides dropped, escaped names shown as what they stand for.
+    func shownNames(_ list: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(list.count)
         var start = 0
         for i in 0..<list.count where list[i] == 0 {
-            let keep = list.withUnsafeBytes { b in
-                !stack.names.isPrivate(UnsafeRawBufferPointer(rebasing: b[start..<i]))
+            list.withUnsafeBytes { b in
+                let name = UnsafeRawBufferPointer(rebasing: b[start..<i])
+                guard !Self.isOwnerOverride(name), let shown = stack.overlayXattrs.shown(stored: name) else { return }
+                out.append(contentsOf: shown)
+                out.append(0)
             }
-            if keep { out.append(contentsOf: list[start...i]) }
             start = i + 1
         }
         return out
+    }
+
+    /// `user.containers.override_stat` and `user.fuseoverlayfs.override_stat`, where rootless
+    /// layers keep owner and mode (`xattr_permissions`): they describe the file as stored, not
+    /// as shown, so the mount hides them (fuse-overlayfs does too); copy-up keeps them.
+    static func isOwnerOverride(_ name: UnsafeRawBufferPointer) -> Bool {
+        name.elementsEqual("user.containers.override_stat".utf8) || name.elementsEqual("user.fuseoverlayfs.override_stat".utf8)
+    }
+
+    static func isOwnerOverride(_ name: UnsafePointer<CChar>) -> Bool {
+        isOwnerOverride(UnsafeRawBufferPointer(start: name, count: strlen(name)))
     }
 
     /// Runs `body` with a path that reaches the node's topmost entry itself (`/proc/self/fd/N` of
@@ -95,18 +112,15 @@ extension UnionFileSystem {
     func withXattrPath<R>(_ id: NodeID, _ body: (UnsafePointer<CChar>) throws(Errno) -> R) throws(Errno) -> R {
         let n = try node(id)
         if !n.isDirectory && n.isInUpper(stack) {
-            let (fd, _) = try ownFile(n)  // the node's own file, not what has its name now
-            defer { Sys.close(fd) }
-            return try withProcFDPath(fd, body)
+            let own = try ownFile(n)  // the node's own file, not what has its name now
+            return try withProcFDPath(own.descriptor, body)
         }
         return try n.withTopEntry { (dir, name) throws(Errno) -> R in
             switch name {
             case .some(let name):
-                let fd = try dir.openFile(name, O_PATH)
-                defer { Sys.close(fd) }
-                return try withProcFDPath(fd, body)
+                return try withProcFDPath(try dir.openFile(name, O_PATH), body)
             case .none:
-                return try withProcFDPath(dir.fd, body)
+                return try withProcFDPath(dir.descriptor, body)
             }
         }
     }

@@ -22,14 +22,13 @@ extension Sys {
     /// `.` and `..` are skipped.
     public static func forEachEntry(in dirfd: Int32,
                                     _ body: (RawDirectoryEntry) throws(Errno) -> Void) throws(Errno) {
-        let fd = try openat(dirfd, ".", O_RDONLY | O_DIRECTORY)
-        defer { close(fd) }
+        let dir = try Descriptor.open(at: dirfd, ".", O_RDONLY | O_DIRECTORY)
         let size = 32 * 1024
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }
         while true {
             let n = try retrying {
-                CLinux.getdents64(fd, buffer, size)
+                CLinux.getdents64(dir.rawValue, buffer, size)
             }
             if n == 0 { return }
             var pos = 0

@@ -39,7 +39,7 @@ public struct FileName: ~Copyable {
     /// Checks the C string `cString` (as FUSE hands names over) once and calls `body` with it.
     /// Empty: `ENOENT`; longer than `NAME_MAX`: `ENAMETOOLONG`; a `/`, `.` or `..`: `EINVAL`.
     @inline(__always)
-    public static func validating<R>(_ cString: UnsafePointer<CChar>,
+    public static func validating<R: ~Copyable>(_ cString: UnsafePointer<CChar>,
                                      _ body: (borrowing FileName) throws(Errno) -> R) throws(Errno) -> R {
         let n = strnlen(cString, Int(NAME_MAX) + 1)
         if let error = check(cString, n) { throw error }
@@ -108,9 +108,15 @@ extension Name {
     /// Calls `body` with this name, borrowed. A stored `Name` is valid by construction (it was
     /// validated or read from a directory), so nothing is checked again.
     @inline(__always)
-    public func withFileName<R, E: Error>(_ body: (borrowing FileName) throws(E) -> R) throws(E) -> R {
-        try storage.withUnsafeBufferPointer { (p) throws(E) -> R in
-            try body(FileName(unchecked: p.baseAddress!, count: p.count - 1))
+    public func withFileName<R: ~Copyable, E: Error>(_ body: (borrowing FileName) throws(E) -> R) throws(E) -> R {
+        // Array's pointer accessors give back only copyable results: carry the result out.
+        var result: R? = nil
+        try storage.withUnsafeBufferPointer { (p) throws(E) in
+            result = try body(FileName(unchecked: p.baseAddress!, count: p.count - 1))
+        }
+        switch consume result {
+        case .some(let r): return r
+        case .none: fatalError("unreachable: body returned")
         }
     }
 }

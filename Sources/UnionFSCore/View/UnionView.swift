@@ -61,31 +61,29 @@ public final class UnionView: Sendable {
 
     /// Reads up to `count` bytes at `offset` of a regular file in the merged view.
     public func read(_ path: String, offset: Int64 = 0, count: Int) throws(Errno) -> [UInt8] {
-        let fd = try open(path)
-        defer { Sys.close(fd) }
+        let file = try open(path)
         var buf = [UInt8](repeating: 0, count: count)
-        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pread(fd, b, offset) } }
+        let n = try Errno.lift { try buf.withUnsafeMutableBytes { b in try Sys.pread(file.rawValue, b, offset) } }
         buf.removeLast(count - n)
         return buf
     }
 
     /// Reads a whole regular file in the merged view.
     public func readAll(_ path: String) throws(Errno) -> [UInt8] {
-        let fd = try open(path)
-        defer { Sys.close(fd) }
+        let file = try open(path)
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var offset: Int64 = 0
         while true {
-            let n = try Errno.lift { try chunk.withUnsafeMutableBytes { b in try Sys.pread(fd, b, offset) } }
+            let n = try Errno.lift { try chunk.withUnsafeMutableBytes { b in try Sys.pread(file.rawValue, b, offset) } }
             if n == 0 { return out }
             out.append(contentsOf: chunk[0..<n])
             offset += Int64(n)
         }
     }
 
-    /// Opens a regular file of the merged view read-only; the caller closes the descriptor.
-    public func open(_ path: String) throws(Errno) -> Int32 {
+    /// Opens a regular file of the merged view read-only.
+    public func open(_ path: String) throws(Errno) -> Descriptor {
         let (entry, name) = try resolveWithName(path)
         guard entry.stat.st_mode & S_IFMT == S_IFREG else {
             throw entry.isDirectory ? .isDirectory : .invalidArgument

@@ -64,14 +64,13 @@ extension FuseConnection {
     /// by a caller without privileges clears them, as before).
     func open(_ r: consuming Reply, node: NodeID, flags: Int32, killSetID: Bool? = nil) {
         do throws(Errno) {
-            let (fd, lower) = try fileSystem.openHandle(node, flags: flags)
+            let opened = try fileSystem.openHandle(node, flags: flags)
             if killSetID ?? (flags & O_TRUNC != 0) {
-                do throws(Errno) { try clearSetID(node, r.caller, kernelAsked: killSetID != nil) } catch {
-                    fileSystem.release(fd)
-                    throw error
-                }
+                // On failure the descriptor closes as `opened` goes.
+                try clearSetID(node, r.caller, kernelAsked: killSetID != nil)
             }
-            r.open(OpenReply(fh: Handle.make(fd, flags: flags, lower: lower), flags: openFlags(flags)))
+            let lower = opened.inLowerLayer
+            r.open(OpenReply(fh: Handle.make(opened.takeDescriptor().take(), flags: flags, lower: lower), flags: openFlags(flags)))
         } catch { r.error(error) }
     }
 
@@ -94,7 +93,7 @@ extension FuseConnection {
     }
 
     func release(_ r: consuming Reply, fh: UInt64) {
-        fileSystem.release(Handle.fd(fh))
+        fileSystem.release(Descriptor(adopting: Handle.fd(fh)))
         r.ok()
     }
 

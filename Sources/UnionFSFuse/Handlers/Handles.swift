@@ -27,7 +27,7 @@ enum Handle {
     /// The descriptor to read the handle `fh` of node `ino` from: the upper copy for a lower
     /// handle whose file was copied up since it was opened (kept alive by the returned owner).
     @inline(__always)
-    static func readDescriptor(_ fs: UnionFileSystem, _ ino: NodeID, _ fh: UInt64) -> (fd: Int32, owner: OwnedDescriptor?) {
+    static func readDescriptor(_ fs: UnionFileSystem, _ ino: NodeID, _ fh: UInt64) -> (fd: Int32, owner: SharedDescriptor?) {
         if fh & lower != 0, let upper = fs.copiedUpReader(ino) { return (upper.fd, upper) }
         return (fd(fh), nil)
     }

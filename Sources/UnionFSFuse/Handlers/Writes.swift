@@ -8,10 +8,11 @@ extension FuseConnection {
     func create(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>, mode: mode_t, flags: Int32) {
         let fs = fileSystem, owner = r.caller.owner
         do throws(Errno) {
-            let (e, fd) = try FileName.validating(name) { (n) throws(Errno) in
+            let created = try FileName.validating(name) { (n) throws(Errno) in
                 try fs.create(parent: parent, name: n, mode: mode, flags: flags, caller: owner)
             }
-            var open = OpenReply(fh: Handle.make(fd, flags: flags), flags: OpenReplyFlag.keepCache)
+            let e = created.entry
+            var open = OpenReply(fh: Handle.make(created.takeDescriptor().take(), flags: flags), flags: OpenReplyFlag.keepCache)
             if !fs.closeCanFail { open.flags |= OpenReplyFlag.noflush }  // as in `open`
             r.create(node: e.node.rawValue, e.attributes, timeout: timeout, open: open)
         } catch { r.error(error) }

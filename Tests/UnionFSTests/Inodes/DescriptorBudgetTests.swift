@@ -31,10 +31,9 @@ final class DescriptorBudgetTests: ViewTestCase {
     }
 
     private func read(_ fs: UnionFileSystem, _ id: NodeID) throws -> String {
-        let fd = try fs.open(id, flags: O_RDONLY)
-        defer { fs.release(fd) }
+        let file = try fs.open(id, flags: O_RDONLY)
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = Glibc.pread(fd, &buf, 64, 0)
+        let n = Glibc.pread(file.rawValue, &buf, 64, 0)
         return String(decoding: buf.prefix(max(n, 0)), as: UTF8.self)
     }
 
@@ -76,8 +75,7 @@ final class DescriptorBudgetTests: ViewTestCase {
         var ids: [NodeID] = []
         for i in 2..<dirs { ids.append(try lookup(fs, 1, "d\(i)").node) }  // sweeps run
 
-        let (_, fd) = try fs.create(parent: ids[0], name: "new", mode: 0o644, flags: O_WRONLY, caller: caller)
-        fs.release(fd)
+        fs.release(try fs.create(parent: ids[0], name: "new", mode: 0o644, flags: O_WRONLY, caller: caller).takeDescriptor())
         XCTAssertEqual(access(fx.path("up") + "/d2/new", F_OK), 0, "created in the upper")
 
         try fs.rename(parent: 1, name: "d1", newParent: 1, newName: "moved", flags: 0)
@@ -117,8 +115,7 @@ final class DescriptorBudgetTests: ViewTestCase {
                     _ = try fs.getattr(f.node)
                     _ = try fs.readListing(ids[(i + 1) % count])
                     let name = "t\(t)-\(k)"
-                    let (_, fd) = try fs.create(parent: ids[i], name: name, mode: 0o644, flags: O_WRONLY, caller: caller)
-                    fs.release(fd)
+                    fs.release(try fs.create(parent: ids[i], name: name, mode: 0o644, flags: O_WRONLY, caller: caller).takeDescriptor())
                     try fs.rename(parent: ids[i], name: name, newParent: ids[(i + 5) % count], newName: name, flags: 0)
                     _ = try fs.lookup(parent: ids[(i + 5) % count], name: name)
                 } catch {

@@ -41,18 +41,18 @@ final class CoreHarness: EdgeCaseHarness {
 
     func write(_ path: String, _ content: String) -> Int32 {
         errno { () throws in
-            let fd: Int32
+            let file: Descriptor
             if let id = try? node(path) {
-                fd = try fs.open(id, flags: O_WRONLY | O_TRUNC)
+                file = try fs.open(id, flags: O_WRONLY | O_TRUNC)
             } else {
                 let (p, name) = try parent(path)
-                fd = try FileName.validating(name) { (n) throws(Errno) in
-                    try fs.create(parent: p, name: n, mode: 0o644, flags: O_WRONLY | O_CREAT | O_TRUNC, caller: caller).1
-                }
+                file = try fs.create(parent: p, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT | O_TRUNC,
+                                     caller: caller).takeDescriptor()
             }
-            defer { fs.release(fd) }
+            let fd = file.rawValue
             let bytes = Array(content.utf8)
             _ = try bytes.withUnsafeBytes { (b) throws in try Sys.pwrite(fd, b, 0) }
+            fs.release(file)
         }
     }
 
@@ -134,12 +134,11 @@ final class CoreHarness: EdgeCaseHarness {
 
     func read(_ path: String) -> Result<String, Errno> {
         do {
-            let fd = try fs.open(try node(path), flags: O_RDONLY)
-            defer { fs.release(fd) }
+            let file = try fs.open(try node(path), flags: O_RDONLY)
             var out: [UInt8] = []
             var buf = [UInt8](repeating: 0, count: 65536)
             while true {
-                let n = try buf.withUnsafeMutableBytes { (b) throws in try Sys.pread(fd, b, Int64(out.count)) }
+                let n = try buf.withUnsafeMutableBytes { (b) throws in try Sys.pread(file.rawValue, b, Int64(out.count)) }
                 if n == 0 { break }
                 out += buf[0..<n]
             }

@@ -10,7 +10,7 @@ extension UnionFileSystem {
         try FileName.validating(name) { (n) throws(Errno) in try lookup(parent: parent, name: n) }
     }
 
-    func create(parent: NodeID, name: String, mode: mode_t, flags: Int32, caller: Caller) throws(Errno) -> (NodeEntry, Int32) {
+    func create(parent: NodeID, name: String, mode: mode_t, flags: Int32, caller: Caller) throws(Errno) -> CreatedFile {
         try FileName.validating(name) { (n) throws(Errno) in
             try create(parent: parent, name: n, mode: mode, flags: flags, caller: caller)
         }

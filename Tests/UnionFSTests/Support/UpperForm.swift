@@ -56,12 +56,19 @@ enum UpperForm {
     }
 
     /// Reports private overlay xattrs other than a well-formed opaque marker; true when `path`
-    /// carries `<namespace>.overlay.opaque=y`.
+    /// carries `<namespace>.overlay.opaque=y`. An escaped `<namespace>.overlay.overlay.*` (set
+    /// through the mount, or copied up) is a file's own xattr, as for the kernel; so is the
+    /// other namespace's `overlay.*` but its `opaque` and `whiteout` markers.
     private static func privateXattrs(_ path: String, rel: String, namespace: String,
                                       into out: inout [String]) throws -> Bool {
         var opaque = false
+        let other = namespace == "trusted" ? "user" : "trusted"
         for name in try TreeSnapshot.xattrNames(path)
         where name.hasPrefix("trusted.overlay.") || name.hasPrefix("user.overlay.") {
+            if name.hasPrefix(namespace + ".overlay.overlay.") { continue }
+            if name.hasPrefix(other + ".overlay.") && name != other + ".overlay.opaque" && name != other + ".overlay.whiteout" {
+                continue
+            }
             if name == namespace + ".overlay.opaque" {
                 let v = try TreeSnapshot.xattrValue(path, name)
                 if v == [0x79] { opaque = true } else { out.append("opaque value \(v) on \(rel)") }

@@ -111,9 +111,9 @@ final class ForgottenDirectoryLinkTests: ViewTestCase {
         let caller = Caller(uid: 0, gid: 0)
         let s = try fs.mkdir(parent: 1, name: "s", mode: 0o755, caller: caller).node
         let d = try fs.mkdir(parent: 1, name: "d", mode: 0o755, caller: caller).node
-        let (st, fd) = try fs.create(parent: s, name: "h", mode: 0o644, flags: O_RDWR, caller: caller)
-        fs.release(fd)
-        let id = st.node
+        let created = try fs.create(parent: s, name: "h", mode: 0o644, flags: O_RDWR, caller: caller)
+        let id = created.entry.node
+        fs.release(created.takeDescriptor())
         _ = try fs.link(id, newParent: d, newName: "f")  // the node now uses d/f
         fs.forget(d, count: 1 << 20)
         XCTAssertEqual(try fs.lookup(parent: 1, name: "d").node, d)
@@ -135,9 +135,9 @@ final class ConcurrentLinkRemovalTests: ViewTestCase {
             dirs.append(try fs.mkdir(parent: 1, name: d, mode: 0o755, caller: caller).node)
         }
         for round in 0..<300 {
-            let (st, fd) = try fs.create(parent: dirs[0], name: "f\(round)", mode: 0o644, flags: O_RDWR, caller: caller)
-            fs.release(fd)
-            let id = st.node
+            let created = try fs.create(parent: dirs[0], name: "f\(round)", mode: 0o644, flags: O_RDWR, caller: caller)
+            let id = created.entry.node
+            fs.release(created.takeDescriptor())
             // The kernel's view: each name looked up, the last one made through the mount.
             _ = try fs.link(id, newParent: dirs[1], newName: "g\(round)")
             _ = try fs.link(id, newParent: dirs[2], newName: "h\(round)")

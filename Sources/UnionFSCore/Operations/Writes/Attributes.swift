@@ -15,14 +15,15 @@ public struct AttributeChanges: Sendable {
 
 extension UnionFileSystem {
     /// `setattr`: chmod, chown, truncate, utimens. Copies the file up first (truncation to zero
-    /// copies no data). `fd` is the caller's open file, when the change came through one.
+    /// copies no data). `fd` is the caller's open file (its FUSE file handle, lent for this call),
+    /// when the change came through one.
     public func setattr(_ id: NodeID, _ c: AttributeChanges, fd: Int32?) throws(Errno) -> stat {
         if isReadOnly { throw .readOnlyFileSystem }
         let n = try node(id)
         var c = c
         c.uid = c.uid.map(options.idMapping.diskUID)
         c.gid = c.gid.map(options.idMapping.diskGID)
-        try copyUp(n, truncate: c.size == 0)
+        try copyUp(n, c.size == 0 ? .truncated : .entry)
         if overrideXattrName != nil && (c.uid != nil || c.gid != nil) && c.mode == nil {
             // A chown clears setuid and setgid; here the file's own chown does not see them.
             c.mode = Self.modeWithoutSetID(try getattr(id), callerInGroup: { _ in true })
@@ -48,19 +49,19 @@ extension UnionFileSystem {
             guard let name else { throw .noSuchFileOrDirectory }
             // Every change goes to the node's own file through a checked `O_PATH` descriptor
             // (`ownFile`), never to what another request put at its name meanwhile.
-            let (probe, st) = try ownFile(n)
-            defer { Sys.close(probe) }
+            let own = try ownFile(n)
+            let st = own.stat
             try name.withFileName { (f) throws(Errno) in
                 let parent = entry.parentDir
                 if c.uid != nil || c.gid != nil {
-                    try Sys.fchownat(probe, "", c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_EMPTY_PATH)
+                    try Sys.fchownat(own.descriptor.rawValue, "", c.uid ?? uid_t.max, c.gid ?? gid_t.max, AT_EMPTY_PATH)
                 }
                 if let mode = c.mode {
                     if st.st_mode & S_IFMT == S_IFLNK {
                         try Sys.fchmodat(parent.fd, f.cString, mode & 0o7777)  // refused for a symlink
                     } else {
                         // chmod(2) of the /proc link changes the inode it leads to, opening nothing.
-                        try withProcFDPath(probe) { (p) throws(Errno) in
+                        try withProcFDPath(own.descriptor) { (p) throws(Errno) in
                             if Glibc.chmod(p, mode & 0o7777) != 0 { throw Errno.current }
                         }
                     }
@@ -69,13 +70,12 @@ extension UnionFileSystem {
                     if let fd, (try? Sys.ftruncate(fd, size)) != nil {
                     } else {
                         // The node's own file, never what another request put at its name.
-                        let wfd = try openOwn(n, flags: O_WRONLY | O_NONBLOCK)
-                        defer { Sys.close(wfd) }
-                        try Sys.ftruncate(wfd, size)
+                        let file = try openOwn(n, flags: O_WRONLY | O_NONBLOCK)
+                        try Sys.ftruncate(file.rawValue, size)
                     }
                 }
                 if c.atime != nil || c.mtime != nil {
-                    try Sys.utimensat(probe, "", times(c), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
+                    try Sys.utimensat(own.descriptor.rawValue, "", times(c), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
                 }
             }
         }
@@ -87,24 +87,33 @@ extension UnionFileSystem {
         return (c.atime ?? omit, c.mtime ?? omit)
     }
 
-    /// `setxattr`; the private overlay xattrs cannot be set through the mount.
+    /// `setxattr`. `<ns>.overlay.X` is stored escaped, as `<ns>.overlay.overlay.X`, as the
+    /// kernel stores it; the other namespace's markers are refused (`OverlayXattrs`).
     public func setxattr(_ id: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
                          flags: Int32) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
-        if isOverlayXattr(name) { throw .notPermitted }
+        // Refused before anything is copied up.
+        try stack.overlayXattrs.withStoredName(name, forWriting: true) { (_) throws(Errno) in }
         let n = try node(id)
         try copyUp(n)
         n.state.withLock { $0.hasNoXattrs = false }
-        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathSetxattr(path, name, value, flags) }
+        try withXattrPath(id) { (path) throws(Errno) in
+            try stack.overlayXattrs.withStoredName(name, forWriting: true) { (stored) throws(Errno) in
+                try Sys.pathSetxattr(path, stored, value, flags)
+            }
+        }
     }
 
-    /// `removexattr`.
+    /// `removexattr`, of the stored name as `setxattr` writes it.
     public func removexattr(_ id: NodeID, name: UnsafePointer<CChar>) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
-        if isOverlayXattr(name) { throw .noData }
         // Nothing to copy up for an xattr that does not exist.
         _ = try getxattr(id, name: name, size: 0)
         try copyUp(try node(id))
-        try withXattrPath(id) { (path) throws(Errno) in try Sys.pathRemovexattr(path, name) }
+        try withXattrPath(id) { (path) throws(Errno) in
+            try stack.overlayXattrs.withStoredName(name, forWriting: false) { (stored) throws(Errno) in
+                try Sys.pathRemovexattr(path, stored)
+            }
+        }
     }
 }

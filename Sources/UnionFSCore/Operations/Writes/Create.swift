@@ -8,6 +8,15 @@ public struct Caller: Sendable {
     public init(uid: uid_t, gid: gid_t) { self.uid = uid; self.gid = gid }
 }
 
+/// A file `create` made and opened: its entry and the descriptor for the kernel's file handle.
+public struct CreatedFile: ~Copyable {
+    public let entry: NodeEntry
+    public let descriptor: Descriptor
+
+    /// The descriptor alone (for the file handle), the rest let go.
+    public consuming func takeDescriptor() -> Descriptor { descriptor }
+}
+
 /// What to make in `create`-like operations.
 enum NewEntry {
     case file(mode: mode_t, flags: Int32)
@@ -20,14 +29,11 @@ enum NewEntry {
 extension UnionFileSystem {
     /// `create`: makes and opens a regular file. Returns its entry and the open descriptor.
     public func create(parent: NodeID, name: borrowing FileName, mode: mode_t, flags: Int32,
-                       caller: Caller) throws(Errno) -> (NodeEntry, Int32) {
-        let fd = try make(.file(mode: mode, flags: flags), parent: parent, name: name, caller: caller)
-        do {
-            return (try lookup(parent: parent, name: name), fd!)
-        } catch {
-            Sys.close(fd!)
-            throw error
+                       caller: Caller) throws(Errno) -> CreatedFile {
+        guard let fd = try make(.file(mode: mode, flags: flags), parent: parent, name: name, caller: caller) else {
+            throw .ioError  // a file is always made open
         }
+        return CreatedFile(entry: try lookup(parent: parent, name: name), descriptor: fd)
     }
 
     /// `mknod`: a FIFO, socket or device. `mknod c 0 0` (a whiteout) is refused with `EPERM`.
@@ -88,7 +94,7 @@ extension UnionFileSystem {
     /// that name, or a directory must be opaque, the entry is built in the workdir and renamed
     /// into place in one step; otherwise it is made in the upper directly.
     func make(_ what: NewEntry, parent: NodeID, name: borrowing FileName,
-              caller shownCaller: Caller) throws(Errno) -> Int32? {
+              caller shownCaller: Caller) throws(Errno) -> Descriptor? {
         if isReadOnly { throw .readOnlyFileSystem }
         let caller = diskOwner(shownCaller)
         let p = try node(parent)
@@ -121,12 +127,12 @@ extension UnionFileSystem {
 
     /// Builds the entry in the staging directory, calls `land` to move it, cleans up on failure.
     private func build(_ what: NewEntry, caller: Caller, gid: gid_t, setgid: mode_t, opaque: Bool,
-                       land: (borrowing FileName, Bool) throws(Errno) -> Void) throws(Errno) -> Int32? {
+                       land: (borrowing FileName, Bool) throws(Errno) -> Void) throws(Errno) -> Descriptor? {
         let staging = stack.staging!
-        return try Staging.withTemporaryName { (t) throws(Errno) -> Int32? in
-            var fd: Int32? = nil
+        return try Staging.withTemporaryName { (t) throws(Errno) -> Descriptor? in
+            // On failure the new file's descriptor (if any) closes as it goes out of scope.
             do throws(Errno) {
-                fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
+                let fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
                 if opaque {
                     try setOpaque(try staging.openChild(t))
                 }
@@ -135,7 +141,6 @@ extension UnionFileSystem {
                 try land(t, isDir)
                 return fd
             } catch {
-                if let fd { Sys.close(fd) }
                 try? Staging.removeTree(in: staging, t)
                 throw error
             }
@@ -144,17 +149,17 @@ extension UnionFileSystem {
 
     /// Makes one entry owned by uid/gid; returns the descriptor for a file.
     private func makeEntry(_ what: NewEntry, in dir: LayerDir, name entryName: borrowing FileName,
-                           uid: uid_t, gid: gid_t, setgid: mode_t) throws(Errno) -> Int32? {
+                           uid: uid_t, gid: gid_t, setgid: mode_t) throws(Errno) -> Descriptor? {
         let name = entryName.cString
         switch what {
         case .file(let mode, let flags):
             let keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_SYNC | O_DSYNC | O_NOATIME
             let fd = try dir.openFile(entryName, writebackFlags(flags & keep) | O_CREAT | O_EXCL, mode & 0o7777)
-            do {
+            do throws(Errno) {
                 try Sys.fchownat(dir.fd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
-                if mode & 0o7000 != 0 { try Sys.fchmod(fd, mode & 0o7777) }  // chown cleared them
+                if mode & 0o7000 != 0 { try Sys.fchmod(fd.rawValue, mode & 0o7777) }  // chown cleared them
             } catch {
-                Sys.close(fd)
+                fd.close()
                 try? Sys.unlinkat(dir.fd, name, 0)
                 throw error
             }

@@ -4,12 +4,12 @@ import SystemPackage
 extension UnionFileSystem {
     /// Opens a file for writing: a regular file is copied up first (with `O_TRUNC`, without its
     /// data); FIFOs and devices are opened where they are, never copied up on open.
-    func openForWrite(_ id: NodeID, flags: Int32) throws(Errno) -> Int32 {
+    func openForWrite(_ id: NodeID, flags: Int32) throws(Errno) -> Descriptor {
         let n = try node(id)
         let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
         if entry.stat.st_mode & S_IFMT == S_IFREG {
-            try copyUp(n, truncate: flags & O_TRUNC != 0)
+            try copyUp(n, flags & O_TRUNC != 0 ? .truncated : .entry)
         }
         let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
         return try openOwn(n, flags: writebackFlags(flags & keep))
@@ -22,6 +22,11 @@ extension UnionFileSystem {
         guard writebackCache.load(ordering: .relaxed), flags & O_ACCMODE != O_RDONLY else { return flags }
         return (flags & ~(O_ACCMODE | O_APPEND)) | O_RDWR
     }
+
+    // The calls below act on a file the kernel opened: `fd` is its file handle (`fh`), the raw
+    // number the bridge keeps for it (`Descriptor.take()` at open, `init(adopting:)` at
+    // release), lent for the length of one call. This is the one place raw descriptors cross
+    // into the core.
 
     /// `flush` (each `close` of a descriptor): closing a duplicate reports delayed write errors
     /// the way the filesystem below would.

@@ -123,9 +123,10 @@ extension UnionFileSystem {
             }
             guard let (other, dir) = next else {
                 guard let fd = try? upper.openFile(name, O_PATH) else { return }
+                let held = SharedDescriptor(fd)
                 n.state.withLock { s in
                     s.otherNames.removeAll()
-                    s.unlinked = OwnedDescriptor(fd)
+                    s.unlinked = held
                 }
                 return
             }

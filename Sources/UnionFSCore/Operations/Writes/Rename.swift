@@ -7,7 +7,7 @@ extension UnionFileSystem {
     /// The source is first made to live entirely in the upper (a file is copied up; a directory
     /// with lower content has its whole lower content copied into its upper part, which becomes
     /// opaque, see
-    /// `moveEntirelyToUpper`), then one `renameat2` in the upper moves it, leaving a whiteout at
+    /// `copyUp(_:.subtree)`), then one `renameat2` in the upper moves it, leaving a whiteout at
     /// the old name (`RENAME_WHITEOUT`) when a lower layer still shows that name.
     public func rename(parent: NodeID, name: borrowing FileName, newParent: NodeID,
                        newName: borrowing FileName, flags: UInt32) throws(Errno) {
@@ -36,11 +36,11 @@ extension UnionFileSystem {
         }
         let upperP = try upperDirectory(of: p), upperQ = try upperDirectory(of: q)
         let srcNode = nodeOrDetached(srcID, parent: p, name: name, entry: src)
-        try moveEntirelyToUpper(srcNode)
+        try copyUp(srcNode, .subtree)
         var dstNode: Node? = nil
         if exchange, let dst {
             let n = nodeOrDetached(stack.nodeID(of: dst, parent: q.id, name: newName), parent: q, name: newName, entry: dst)
-            try moveEntirelyToUpper(n)
+            try copyUp(n, .subtree)
             dstNode = n
         }
         // A directory arriving where a lower layer shows the same name must not merge with it.

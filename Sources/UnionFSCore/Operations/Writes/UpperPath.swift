@@ -2,41 +2,6 @@ import Glibc
 import SystemPackage
 
 extension UnionFileSystem {
-    /// The copy-up engine for this mount.
-    var copier: CopyUp {
-        CopyUp(stack: stack, staging: stack.staging!, sync: !options.volatile)
-    }
-
-    /// Makes sure `node` exists in the upper, copying its ancestors first (top down), each
-    /// under its own `copyUpLock` so that racing writers copy a file once.
-    func copyUp(_ node: Node, truncate: Bool = false) throws(Errno) {
-        if isReadOnly { throw .readOnlyFileSystem }
-        if node.isInUpper(stack) { return }
-        guard let parent = node.parent else { return }  // the root's layer 0 is the upper
-        let upperParent = try upperDirectory(of: parent)
-        try node.copyUpLock.withLock { (_) throws(Errno) in
-            if node.isInUpper(stack) { return }
-            let (entry, name) = try node.location()
-            guard let name else { return }
-            let (st, upperDir) = try name.withFileName { (n) throws(Errno) -> (stat, LayerDir?) in
-                let st = try copier.copy(entry, name: n, into: upperParent, truncate: truncate)
-                return (st, entry.isDirectory ? try upperParent.openChild(n) : nil)
-            }
-            stack.inodes.recordCopyUp(FileID(st), reports: node.id.rawValue)
-            node.state.withLock { s in
-                s.update(topLayer: 0) { e in
-                    if let upperDir {
-                        e.layers.insert(DirLayer(layer: 0, dir: upperDir, holdsXattrWhiteouts: false), at: 0)
-                    } else {
-                        e.parentDir = upperParent
-                    }
-                    e.topLayer = 0
-                    e.stat = st
-                }
-            }
-        }
-    }
-
     /// The upper directory of a merged directory node, copied up first if needed.
     func upperDirectory(of dir: Node) throws(Errno) -> LayerDir {
         try copyUp(dir)
