@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UnionFSTests",
-            dependencies: ["UnionFS", "UnionFSCore", "UnionFSImages", "UnionFSRegistry", "UnionFSC", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["UnionFS", "UnionFSCore", "UnionFSFuse", "UnionFSImages", "UnionFSRegistry", "UnionFSC", "CAttr", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

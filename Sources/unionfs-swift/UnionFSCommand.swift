@@ -17,7 +17,7 @@ struct UnionFSCommand: ParsableCommand {
 
         """ + MountCommand.optionsHelp,
         version: UnionFSVersion.string,
-        subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self,
+        subcommands: [MountCommand.self, DiffCommand.self, CommitCommand.self, ApplyCommand.self, StatsCommand.self,
                       ImageCommand.self],
         defaultSubcommand: MountCommand.self
     )

@@ -144,12 +144,4 @@ extension UnionFileSystem {
             if s.listing === handle { s.listing = nil }
         }
     }
-
-    /// Opens a directory; its merged listing is taken at the first readdir.
-    public func opendir(_ id: NodeID) throws(Errno) -> DirectoryHandle {
-        let n = try node(id)
-        guard n.isDirectory else { throw .notDirectory }
-        let parentID = n.state.withLock { $0.parent?.id } ?? .root
-        return DirectoryHandle(directory: n, parentID: parentID, stack: stack)
-    }
 }

@@ -27,7 +27,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
     }
 
     /// Parses a digest that a manifest or archive gives, naming where it came from on failure.
-    static func parse(_ text: String, what: String) throws -> Digest {
+    static func parse(_ text: String, what: String) throws(UnionFSError) -> Digest {
         guard let d = Digest(text) else {
             throw UnionFSError.corrupt("\(what): unsupported or malformed digest '\(text)' (only sha256 is supported)")
         }

@@ -18,7 +18,7 @@ extension Platform {
     }
 
     /// Parses `os/arch[/variant]` as `--platform` gives it.
-    static func parse(_ text: String) throws -> Platform {
+    static func parse(_ text: String) throws(UnionFSError) -> Platform {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard (2...3).contains(parts.count), !parts.contains(where: \.isEmpty) else {
             throw UnionFSError("--platform '\(text)': expected OS/ARCH or OS/ARCH/VARIANT")

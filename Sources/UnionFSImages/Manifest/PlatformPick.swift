@@ -4,7 +4,7 @@ extension Platform {
     /// The entries of an index meant for this platform: all of them when none says its platform
     /// (an OCI layout holding several named images), else the first that matches. `where` and
     /// `given` only shape the error (no match: which platforms there are, and how to choose).
-    func pick(_ entries: [Descriptor], in what: String, given: Bool) throws -> [Descriptor] {
+    func pick(_ entries: [Descriptor], in what: String, given: Bool) throws(UnionFSError) -> [Descriptor] {
         let withPlatform = entries.filter { $0.platform != nil }
         if withPlatform.isEmpty { return entries }
         guard let first = withPlatform.first(where: { accepts($0.platform!) }) else {

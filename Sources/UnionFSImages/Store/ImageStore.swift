@@ -127,7 +127,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// The store-wide lock: shared while adding, exclusive while removing. A read-only store
     /// takes none, and cannot be changed.
-    func storeLock(exclusive: Bool) throws -> FileLock {
+    func storeLock(exclusive: Bool) throws(UnionFSError) -> FileLock {
         guard !readOnly else { throw UnionFSError("store '\(root)' is read-only: it can be mounted from, not changed") }
         return try FileLock(root + "/store.lock", exclusive: exclusive)!
     }
@@ -136,14 +136,14 @@ public final class ImageStore: @unchecked Sendable {
 
     func hasBlob(_ d: Digest) -> Bool { Files.isRegularFile(blobPath(d)) }
 
-    func readBlob(_ d: Digest, what: String) throws -> [UInt8] {
+    func readBlob(_ d: Digest, what: String) throws(UnionFSError) -> [UInt8] {
         let bytes = try Files.readFile(blobPath(d), what: "\(what) \(d)")
-        guard Digest.of(bytes) == d else { throw UnionFSError("store blob \(d) (\(what)) is damaged: its digest differs") }
+        guard Digest.of(bytes) == d else { throw UnionFSError.corrupt("store blob \(d) (\(what)) is damaged: its digest differs") }
         return bytes
     }
 
     /// Stores small verified bytes as a blob (atomic, idempotent).
-    func putBlob(_ bytes: [UInt8]) throws -> Digest {
+    func putBlob(_ bytes: [UInt8]) throws(UnionFSError) -> Digest {
         let d = Digest.of(bytes)
         if !hasBlob(d) { try Files.writeAtomically(blobPath(d), bytes) }
         return d
@@ -171,7 +171,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Takes shared locks on the layers of a chain, failing when one is missing: what a mount
     /// holds for its lifetime so that prune leaves its lowers alone.
-    func useLayers(_ chains: [Digest]) throws -> [FileLock] {
+    func useLayers(_ chains: [Digest]) throws(UnionFSError) -> [FileLock] {
         var locks: [FileLock] = []
         for c in chains {
             if !readOnly { locks.append(try FileLock(layerLockPath(c), exclusive: false)!) }
@@ -201,13 +201,15 @@ public final class ImageStore: @unchecked Sendable {
         }
     }
 
-    func putRecord(_ r: ImageRecord) throws {
+    func putRecord(_ r: ImageRecord) throws(UnionFSError) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try Files.writeAtomically(recordPath(key: r.name ?? r.config.description), Array(try enc.encode(r)))
+        let bytes: Data
+        do { bytes = try enc.encode(r) } catch { throw UnionFSError("image record of '\(r.name ?? r.config.description)': \(error)") }
+        try Files.writeAtomically(recordPath(key: r.name ?? r.config.description), Array(bytes))
     }
 
-    func removeRecord(_ r: ImageRecord) throws {
+    func removeRecord(_ r: ImageRecord) throws(UnionFSError) {
         let p = recordPath(key: r.name ?? r.config.description)
         do { try Sys.unlink(p) } catch .noSuchFileOrDirectory {} catch {
             throw UnionFSError.io(error, "cannot remove '\(p)': \(error)")
@@ -216,7 +218,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Finds the image a reference means, in this store and then the additional ones; the
     /// store returned holds its record and documents.
-    func locate(_ ref: String) throws -> (ImageStore, ImageRecord) {
+    func locate(_ ref: String) throws(UnionFSError) -> (ImageStore, ImageRecord) {
         do { return (self, try resolve(ref)) } catch {
             for other in additionalStores { if let r = try? other.resolve(ref) { return (other, r) } }
             throw error
@@ -225,7 +227,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Finds the image a reference means: a name (`repo` means `repo:latest`, `localhost/` may
     /// be left out), or an ID (the config digest, `sha256:` optional, any unique prefix of 4+).
-    public func resolve(_ ref: String) throws -> ImageRecord {
+    public func resolve(_ ref: String) throws(UnionFSError) -> ImageRecord {
         let all = records()
         let n = normalizedName(ref)
         // Short names as registries expand them (`alpine` is `docker.io/library/alpine:latest`).
@@ -242,12 +244,13 @@ public final class ImageStore: @unchecked Sendable {
     }
 
     /// The image's manifest and config, read from the blobs.
-    func stored(_ record: ImageRecord) throws -> StoredImage {
+    func stored(_ record: ImageRecord) throws(UnionFSError) -> StoredImage {
         let manifestBytes = try readBlob(record.manifest, what: "manifest")
         let manifest = try decode(ImageManifest.self, manifestBytes, what: "manifest \(record.manifest)")
         let configBytes = try readBlob(record.config, what: "config")
         let config = try decode(ConfigSummary.self, configBytes, what: "config \(record.config)")
-        let diffIDs = try config.rootfs.diff_ids.map { try Digest.parse($0, what: "config \(record.config)") }
+        var diffIDs: [Digest] = []
+        for d in config.rootfs.diff_ids { diffIDs.append(try Digest.parse(d, what: "config \(record.config)")) }
         return StoredImage(record: record, manifestBytes: manifestBytes, manifest: manifest,
                            configBytes: configBytes, config: config, diffIDs: diffIDs)
     }
@@ -277,9 +280,9 @@ func normalizedName(_ ref: String) -> String {
 }
 
 /// Decodes JSON, naming the document when it does not parse.
-func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws -> T {
+func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(UnionFSError) -> T {
     do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
-        throw UnionFSError("\(what) does not parse: \(jsonProblem(error))")
+        throw UnionFSError.corrupt("\(what) does not parse: \(jsonProblem(error))")
     }
 }
 

@@ -57,7 +57,7 @@ final class DescriptorBudgetTests: ViewTestCase {
             XCTAssertEqual(st.st_ino, dirStats[i].st_ino)
             XCTAssertEqual(st.st_mtim.tv_nsec, dirStats[i].st_mtim.tv_nsec)
             XCTAssertEqual(try read(fs, fileIDs[i]), "l0-\(i)", "contents of d\(i)/f")
-            let names = try fs.opendir(dirIDs[i]).entries().map(\.name.description).sorted()
+            let names = try fs.readListing(dirIDs[i]).map(\.name.description).sorted()
             XCTAssertEqual(names, [".", "..", "f", "only0", "only1", "only2"], "listing of d\(i)")
         }
         XCTAssertLessThanOrEqual(LayerDir.openCount - before, 64 + 16)
@@ -113,7 +113,7 @@ final class DescriptorBudgetTests: ViewTestCase {
                 do {
                     let f = try fs.lookup(parent: ids[i], name: "f")
                     _ = try fs.getattr(f.node)
-                    _ = try fs.opendir(ids[(i + 1) % count]).entries()
+                    _ = try fs.readListing(ids[(i + 1) % count])
                     let name = "t\(t)-\(k)"
                     fs.release(try fs.create(parent: ids[i], name: name, mode: 0o644, flags: O_WRONLY, caller: caller).takeDescriptor())
                     try fs.rename(parent: ids[i], name: name, newParent: ids[(i + 5) % count], newName: name, flags: 0)

@@ -51,7 +51,7 @@ final class CoreHarness: EdgeCaseHarness {
             }
             let fd = file.rawValue
             let bytes = Array(content.utf8)
-            _ = try bytes.withUnsafeBytes { (b) throws in try fs.write(fd, b, at: 0) }
+            _ = try bytes.withUnsafeBytes { (b) throws in try Sys.pwrite(fd, b, 0) }
             fs.release(file)
         }
     }
@@ -148,7 +148,7 @@ final class CoreHarness: EdgeCaseHarness {
 
     func list(_ path: String) -> Result<[(name: String, ino: UInt64)], Errno> {
         do {
-            let entries = try fs.opendir(try node(path)).entries()
+            let entries = try fs.readListing(try node(path))
             return .success(entries.map { (name: $0.name.description, ino: $0.ino) }
                 .filter { $0.name != "." && $0.name != ".." })
         } catch { return .failure(Self.errno(of: error)) }

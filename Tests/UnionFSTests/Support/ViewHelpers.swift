@@ -51,3 +51,14 @@ class ViewTestCase: TempDirTestCase {
         String(decoding: try v.readAll(path), as: UTF8.self)
     }
 }
+
+extension UnionFileSystem {
+    /// The merged listing of directory `id` read the way a mount reads it (the bridge's
+    /// readdir): the shared listing, then `listingRead` at its end, which lets its layer
+    /// directories go.
+    func readListing(_ id: NodeID) throws(Errno) -> [MergedEntry] {
+        let handle = try sharedListing(id)
+        defer { listingRead(handle) }
+        return try handle.entries()
+    }
+}

@@ -28,11 +28,6 @@ extension UnionFileSystem {
     // release), lent for the length of one call. This is the one place raw descriptors cross
     // into the core.
 
-    /// `write` of a buffer at `offset`.
-    public func write(_ fd: Int32, _ data: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try Sys.pwrite(fd, data, offset)
-    }
-
     /// `flush` (each `close` of a descriptor): closing a duplicate reports delayed write errors
     /// the way the filesystem below would.
     public func flush(_ fd: Int32) throws(Errno) {

@@ -3,7 +3,8 @@ import SystemPackage
 
 extension UnionFileSystem {
     /// The kernel leaves clearing setuid and setgid to the daemon when the mount agreed to
-    /// `FUSE_HANDLE_KILLPRIV` (`DeviceIO`), which spares a GETATTR before every chown. A write,
+    /// `FUSE_HANDLE_KILLPRIV_V2` (the FUSE transport's INIT), which spares a GETATTR before every chown and a
+    /// `security.capability` GETXATTR before every write. A write,
     /// a truncation or an `O_TRUNC` open by a caller without `CAP_FSETID` must then clear
     /// setuid, and setgid where group execute is set, of a regular file, as the kernel's
     /// `should_remove_suid` does. FUSE tells the daemon the caller's uid, not its capabilities,

@@ -1,0 +1,167 @@
+import CLinux
+import Glibc
+import Synchronization
+import SystemPackage
+import UnionFSCore
+
+/// Our own FUSE transport: the INIT handshake and the request loop over `/dev/fuse`, with
+/// libfuse kept only for mounting and unmounting (`FuseSession`).
+///
+/// The handshake runs on the connection's descriptor; then each worker thread serves a
+/// clone of it (`FUSE_DEV_IOC_CLONE`), so the kernel queues requests per worker and no lock is shared
+/// between them. A worker reads one request into its buffer, decodes it in place
+/// (`RequestDecoder`), calls one handler, which answers with one `writev`. Every worker ends
+/// when the kernel ends the connection (`ENODEV` on unmount, from `FuseSession.unmountNow`,
+/// a signal or `fusermount3 -u`).
+final class DeviceLoop: @unchecked Sendable {
+    let connection: FuseConnection
+    /// The mounted connection's descriptor (the session's: closed by libfuse at destroy).
+    let fd: Int32
+    /// Set once by the handshake, read by the workers after they start.
+    private(set) var agreement: InitAgreement?
+    private var decoder = RequestDecoder()
+    /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
+    let stats: TransportStats
+    /// Trace every request to stderr in libfuse's `-d` form (`unique: N, opcode: NAME (n), …`).
+    let debug: Bool
+
+    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false) {
+        self.connection = connection
+        self.fd = fd
+        self.stats = stats
+        self.debug = debug
+    }
+
+    /// Serves the connection with `threads` workers until it ends; 0 then, 1 when the
+    /// handshake failed.
+    func run(threads: Int) -> Int32 {
+        guard let agreement = handshake() else { return 1 }
+        // Every worker reads a clone, even the first: libfuse closes the connection's own
+        // descriptor when it unmounts, and a read on a closed (and maybe reused) number must
+        // not happen. Without clones, one worker serves the connection's descriptor.
+        var channels: [DeviceChannel] = []
+        for _ in 0..<max(1, threads) {
+            guard let clone = Self.clone(fd) else { break }  // fewer workers, still served
+            channels.append(DeviceChannel(fd: clone, ownsDescriptor: true, maxRead: Int(agreement.maxWrite), stats: stats))
+        }
+        if channels.isEmpty { channels.append(DeviceChannel(fd: fd, ownsDescriptor: false, maxRead: Int(agreement.maxWrite), stats: stats)) }
+        var workers: [pthread_t] = []
+        for channel in channels.dropFirst() {
+            let context = Unmanaged.passRetained(WorkerContext(loop: self, channel: channel)).toOpaque()
+            var thread = pthread_t()
+            if pthread_create(&thread, nil, { arg in
+                let ctx = Unmanaged<WorkerContext>.fromOpaque(arg!).takeRetainedValue()
+                ctx.loop.serve(ctx.channel)
+                return nil
+            }, context) == 0 {
+                workers.append(thread)
+            } else {
+                Unmanaged<WorkerContext>.fromOpaque(context).release()
+            }
+        }
+        serve(channels[0])
+        for t in workers { pthread_join(t, nil) }
+        return 0
+    }
+
+    /// A new descriptor on the same connection with its own request queue, or nil.
+    static func clone(_ fd: Int32) -> Int32? {
+        guard let dup = try? Sys.openat(AT_FDCWD, "/dev/fuse", O_RDWR) else { return nil }
+        var master = UInt32(bitPattern: fd)
+        // FUSE_DEV_IOC_CLONE = _IOR(229, 0, uint32_t)
+        if ioctl(dup, UInt(0x8004_e500), &master) != 0 {
+            Sys.close(dup)
+            return nil
+        }
+        return dup
+    }
+
+    /// Reads INIT, agrees, answers; tells the filesystem and the connection what was agreed.
+    func handshake() -> InitAgreement? {
+        let size = Int(InitAgreement.pages) * 4096 + 4096
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let n: Int
+            do throws(Errno) { n = try Sys.read(fd, buffer) } catch {
+                if error == .noSuchFileOrDirectory || error == .resourceTemporarilyUnavailable { continue }
+                return nil
+            }
+            let message = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            guard let (header, op) = try? RequestDecoder().decode(message) else { return nil }
+            guard case .`init`(let offer) = op else {
+                _ = DeviceChannel.write(fd, unique: header.unique, field: -EIO, .init(start: nil, count: 0), .init(start: nil, count: 0))
+                continue
+            }
+            let fs = connection.fileSystem
+            let writeback = fs.options.writebackCache && !fs.isReadOnly
+            guard let agreed = InitAgreement.negotiate(offer, writeback: writeback) else {
+                // A major other than 7: say which we speak and wait for the kernel to retry.
+                _ = DeviceChannel.write(fd, unique: header.unique, field: offer.major > 7 ? 0 : -EPROTO,
+                                        .init(start: nil, count: 0), .init(start: nil, count: 0))
+                if offer.major > 7 { continue }
+                return nil
+            }
+            fs.writebackCache.store(agreed.writebackCache, ordering: .relaxed)
+            fs.killPrivileges.store(agreed.killPrivilegesV2, ordering: .relaxed)
+            connection.opensDirectoriesItself.store(offer.flags & InitFlag.noOpendirSupport != 0, ordering: .relaxed)
+            decoder.setxattrExt = agreed.setxattrExt
+            agreement = agreed
+            let sent: Int32 = withUnsafeTemporaryAllocation(byteCount: WireSize.initOut, alignment: 8) { out in
+                var w = WireWriter(out.baseAddress!)
+                agreed.encode(&w)
+                return DeviceChannel.write(fd, unique: header.unique, field: 0, UnsafeRawBufferPointer(out), .init(start: nil, count: 0))
+            }
+            return sent == 0 ? agreed : nil
+        }
+    }
+
+    /// One worker: reads and answers requests on `channel` until the connection ends.
+    func serve(_ channel: DeviceChannel) {
+        let size = agreement?.requestBufferSize ?? 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let n: Int
+            do throws(Errno) { n = try Sys.read(channel.fd, buffer) } catch {
+                // ENOENT: the request was interrupted before it was read; EAGAIN: another
+                // reader took it. ENODEV: unmounted. Anything else ends this worker too.
+                if error == .noSuchFileOrDirectory || error == .resourceTemporarilyUnavailable { continue }
+                return
+            }
+            dispatch(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), channel)
+        }
+    }
+
+    /// Decodes one request and hands it to its handler.
+    func dispatch(_ message: UnsafeRawBufferPointer, _ channel: DeviceChannel) {
+        let start = TransportStats.now()
+        let header: InHeader, op: Operation
+        do throws(ProtocolError) { (header, op) = try decoder.decode(message) } catch {
+            // Answer what has a readable header; a message without one cannot be answered.
+            if let h = try? RequestDecoder.header(message) {
+                channel.send(unique: h.unique, error: error.errno)
+            }
+            return
+        }
+        if debug { trace(header) }
+        if case .write(_, _, _, _, let data) = op { stats.bytesWritten.add(UInt64(data.count), ordering: .relaxed) }
+        let r = Reply(.device(Unmanaged.passUnretained(channel), unique: header.unique),
+                      caller: RequestCaller(uid: header.uid, gid: header.gid, pid: pid_t(bitPattern: header.pid)))
+        Self.handle(op, header, r, connection, killPrivilegesV2: agreement?.killPrivilegesV2 ?? false)
+        stats.record(opcode: header.opcode, nanoseconds: TransportStats.now() &- start)
+    }
+
+    private func trace(_ h: InHeader) {
+        let name = Opcode(rawValue: h.opcode)?.label ?? "UNKNOWN"
+        let line = "unique: \(h.unique), opcode: \(name) (\(h.opcode)), nodeid: \(h.node), insize: \(h.length), pid: \(h.pid)\n"
+        _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+    }
+}
+
+/// What a worker thread needs, handed over through pthread_create's argument.
+private final class WorkerContext {
+    let loop: DeviceLoop
+    let channel: DeviceChannel
+    init(loop: DeviceLoop, channel: DeviceChannel) { self.loop = loop; self.channel = channel }
+}

@@ -1,0 +1,84 @@
+import Glibc
+import Synchronization
+
+/// What our own transport counts, for `unionfs-swift stats` (and SIGUSR1): requests per
+/// opcode, their latency from read to reply, and the file data bytes that crossed the channel.
+///
+/// Lock-free: one atomic add per counter per request. Latencies are kept in power-of-two
+/// buckets of microseconds (bucket i: below 2^i µs), so percentiles are upper bounds within a
+/// factor of two, the resolution that tells a cache hit from a disk read.
+final class TransportStats: Sendable {
+    static let opcodes = 64
+    static let buckets = 24  // up to 2^23 µs ≈ 8 s; slower requests land in the last
+
+    /// One counter (an `Atomic` cannot sit in an array itself).
+    final class Counter: Sendable {
+        let value = Atomic<UInt64>(0)
+        @inline(__always) func add(_ n: UInt64) { value.add(n, ordering: .relaxed) }
+        var current: UInt64 { value.load(ordering: .relaxed) }
+    }
+
+    private let counts: [Counter] = (0..<TransportStats.opcodes).map { _ in Counter() }
+    private let latency: [Counter] = (0..<TransportStats.opcodes * TransportStats.buckets).map { _ in Counter() }
+    let bytesRead = Atomic<UInt64>(0)
+    let bytesWritten = Atomic<UInt64>(0)
+
+    init() {}
+
+    /// The monotonic clock in nanoseconds.
+    @inline(__always)
+    static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+    }
+
+    /// One request of `opcode` answered `nanoseconds` after it was read.
+    @inline(__always)
+    func record(opcode: UInt32, nanoseconds: UInt64) {
+        let op = Int(min(opcode, UInt32(Self.opcodes - 1)))
+        counts[op].add(1)
+        let micros = nanoseconds / 1000
+        let bucket = min(Self.buckets - 1, micros == 0 ? 0 : 64 - micros.leadingZeroBitCount)
+        latency[op * Self.buckets + bucket].add(1)
+    }
+
+    /// The upper bound (µs) under which `fraction` of `histogram`'s requests were answered.
+    static func percentile(_ histogram: [UInt64], _ fraction: Double) -> UInt64 {
+        let total = histogram.reduce(0, +)
+        guard total > 0 else { return 0 }
+        let target = UInt64((Double(total) * fraction).rounded(.up))
+        var seen: UInt64 = 0
+        for (i, n) in histogram.enumerated() {
+            seen += n
+            if seen >= target { return 1 << UInt64(i) }
+        }
+        return 1 << UInt64(histogram.count - 1)
+    }
+
+    /// A table: one line per opcode seen, with count and p50/p90/p99 latency, then the totals.
+    func report() -> String {
+        var lines = ["opcode            requests    p50 µs    p90 µs    p99 µs"]
+        var all = [UInt64](repeating: 0, count: Self.buckets)
+        var total: UInt64 = 0
+        for op in 0..<Self.opcodes {
+            let n = counts[op].current
+            guard n > 0 else { continue }
+            let h = (0..<Self.buckets).map { latency[op * Self.buckets + $0].current }
+            for i in 0..<Self.buckets { all[i] += h[i] }
+            total += n
+            let name = Opcode(rawValue: UInt32(op))?.label ?? "OPCODE_\(op)"
+            lines.append(Self.row(name, n, h))
+        }
+        lines.append(Self.row("ALL", total, all))
+        lines.append("bytes read through the channel:    \(bytesRead.load(ordering: .relaxed))")
+        lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func row(_ name: String, _ n: UInt64, _ h: [UInt64]) -> String {
+        func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+        return name + String(repeating: " ", count: max(1, 16 - name.count)) + pad("\(n)", 10)
+            + pad("\(percentile(h, 0.5))", 10) + pad("\(percentile(h, 0.9))", 10) + pad("\(percentile(h, 0.99))", 10)
+    }
+}

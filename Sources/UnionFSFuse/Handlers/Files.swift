@@ -1,0 +1,127 @@
+import Glibc
+import SystemPackage
+import UnionFSCore
+
+/// Lookups, attributes and file data: one small function per FUSE operation, each one call
+/// into the core and one reply. The transport (`Device/`) decodes the request and calls these.
+extension FuseConnection {
+    var timeout: Double { fileSystem.options.timeout }
+
+    /// An entry reply: the node the kernel now holds once more, with its attributes.
+    @inline(__always)
+    func entry(_ r: consuming Reply, _ e: NodeEntry) {
+        r.entry(node: e.node.rawValue, e.attributes, timeout: timeout)
+    }
+
+    /// Runs `body` on `name` validated (`FileName.validating`: EINVAL, ENAMETOOLONG), and
+    /// answers its entry or error.
+    @inline(__always)
+    func entry(_ r: consuming Reply, name: UnsafePointer<CChar>, _ body: (borrowing FileName) throws(Errno) -> NodeEntry) {
+        do throws(Errno) { entry(r, try FileName.validating(name, body)) } catch { r.error(error) }
+    }
+
+    func lookup(_ r: consuming Reply, parent: NodeID, name: UnsafePointer<CChar>) {
+        let fs = fileSystem
+        do throws(Errno) {
+            entry(r, try FileName.validating(name) { (n) throws(Errno) in try fs.lookup(parent: parent, name: n) })
+        } catch .noSuchFileOrDirectory {
+            // A negative entry (node id 0) the kernel may cache: names appear only through
+            // this mount, and the kernel drops the negative entry when it creates one.
+            r.entry(node: 0, stat(), timeout: timeout)
+        } catch { r.error(error) }
+    }
+
+    func forget(_ r: consuming Reply, node: NodeID, count: UInt64) {
+        fileSystem.forget(node, count: count)
+        r.none()
+    }
+
+    /// `fh`: the handle the attributes are asked through (fstat of a file whose last name is
+    /// gone), nil for a path.
+    func getattr(_ r: consuming Reply, node: NodeID, fh: UInt64?) {
+        do throws(Errno) {
+            r.attributes(try attributes(node, fh: fh), timeout: timeout)
+        } catch { r.error(error) }
+    }
+
+    func statx(_ r: consuming Reply, node: NodeID, fh: UInt64?) {
+        do throws(Errno) {
+            r.statx(try attributes(node, fh: fh), timeout: timeout)
+        } catch { r.error(error) }
+    }
+
+    private func attributes(_ node: NodeID, fh: UInt64?) throws(Errno) -> stat {
+        if let fh, fh & Handle.lower == 0 { return try fileSystem.getattr(node, openFile: Handle.fd(fh)) }
+        return try fileSystem.getattr(node)
+    }
+
+    func readlink(_ r: consuming Reply, node: NodeID) {
+        do throws(Errno) { r.bytes(try fileSystem.readlink(node)) } catch { r.error(error) }
+    }
+
+    /// `killSetID`: the kernel asks the daemon to clear setuid/setgid (HANDLE_KILLPRIV_V2's
+    /// `FUSE_OPEN_KILL_SUIDGID`); nil where the transport cannot tell (then an `O_TRUNC` open
+    /// by a caller without privileges clears them, as before).
+    func open(_ r: consuming Reply, node: NodeID, flags: Int32, killSetID: Bool? = nil) {
+        do throws(Errno) {
+            let opened = try fileSystem.openHandle(node, flags: flags)
+            if killSetID ?? (flags & O_TRUNC != 0) {
+                // On failure the descriptor closes as `opened` goes.
+                try clearSetID(node, r.caller, kernelAsked: killSetID != nil)
+            }
+            let lower = opened.inLowerLayer
+            r.open(OpenReply(fh: Handle.make(opened.takeDescriptor().take(), flags: flags, lower: lower), flags: openFlags(flags)))
+        } catch { r.error(error) }
+    }
+
+    /// Keep the page cache across opens; and nothing to flush for a file opened read-only, or
+    /// on an upper whose close cannot fail: spare the kernel a round trip on every close.
+    func openFlags(_ flags: Int32) -> UInt32 {
+        var f = OpenReplyFlag.keepCache
+        if flags & O_ACCMODE == O_RDONLY || !fileSystem.closeCanFail { f |= OpenReplyFlag.noflush }
+        return f
+    }
+
+    func read(_ r: consuming Reply, node: NodeID, fh: UInt64, size: Int, offset: Int64) {
+        let (fd, owner) = Handle.readDescriptor(fileSystem, node, fh)
+        if fh & Handle.direct != 0 && owner == nil {
+            Handle.readDirect(r, fd, size: size, at: offset)
+            return
+        }
+        r.data(from: fd, size: size, offset: offset)
+        withExtendedLifetime(owner) {}  // the upper copy's descriptor stays open until here
+    }
+
+    func release(_ r: consuming Reply, fh: UInt64) {
+        fileSystem.release(Descriptor(adopting: Handle.fd(fh)))
+        r.ok()
+    }
+
+    func statfs(_ r: consuming Reply, node: NodeID) {
+        do throws(Errno) { r.statfs(try fileSystem.statfs(node)) } catch { r.error(error) }
+    }
+
+    func access(_ r: consuming Reply, node: NodeID, mask: Int32) {
+        let c = r.caller
+        r.ok { () throws(Errno) in
+            try fileSystem.access(node, mask: mask, uid: c.uid, gid: c.gid, groups: SupplementaryGroups.of(c.pid))
+        }
+    }
+
+    func lseek(_ r: consuming Reply, node: NodeID, fh: UInt64, offset: Int64, whence: Int32) {
+        let (fd, owner) = Handle.readDescriptor(fileSystem, node, fh)
+        do throws(Errno) {
+            let pos = try withExtendedLifetime(owner) { () throws(Errno) in
+                try fileSystem.lseek(fd, offset: offset, whence: whence)
+            }
+            r.seek(pos)
+        } catch { r.error(error) }
+    }
+
+    /// Clears setuid/setgid of `node` for `caller`. `kernelAsked`: the kernel sent the
+    /// HANDLE_KILLPRIV_V2 flag (it checked `CAP_FSETID` itself); otherwise the core decides
+    /// from the caller's uid whether this mount clears them.
+    func clearSetID(_ node: NodeID, _ caller: RequestCaller, kernelAsked: Bool) throws(Errno) {
+        try fileSystem.clearSetID(node, caller: kernelAsked ? uid_t.max : caller.uid, inGroup: caller.groupCheck)
+    }
+}
