@@ -58,11 +58,6 @@ extension Sys {
         return st
     }
 
-    /// `read(2)`; returns the bytes read (0 at end of file).
-    public static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-        try retrying { Glibc.read(fd, buffer.baseAddress, buffer.count) }
-    }
-
     /// `write(2)` until all of `bytes` are written.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var done = 0
