@@ -2,7 +2,10 @@
  * UnionFS C API: mount layer stacks, list changes, commit and apply OCI layer tars.
  *
  * Every call returns 0 on success or a positive errno value; none aborts the host. When a call
- * fails, unionfs_last_error() gives a one-line message for the calling thread.
+ * fails, unionfs_last_error() gives a one-line message for the calling thread. The value says
+ * what kind of failure it was: EINVAL for bad input (an option, a path of the wrong kind, a
+ * malformed tar), ENOENT for something missing, and for a failed system call its own errno (a
+ * full disk during unionfs_apply is ENOSPC, a read-only target EROFS).
  * Link with -lunionfs (pkg-config --cflags --libs unionfs).
  */
 #ifndef UNIONFS_H

@@ -2,8 +2,9 @@
 # Checks the CMake build end to end (called by .ci/run): configure and build with Ninja into
 # build-cmake/, install into a temporary prefix, run the installed unionfs-swift, check that
 # libunionfs.so exports exactly the functions of include/unionfs.h, then compile
-# Examples/C/example.c against the installed library with pkg-config alone and run it (it mounts,
-# so run as root). Fails on the first problem; prints the time taken.
+# Examples/C/example.c against the installed library with pkg-config alone and run it, as root
+# and as a throw-away plain user (made and removed here). Fails on the first problem; prints the
+# time taken.
 #
 # Debug by default: a cold Debug build takes about half the CPU time of Release (BoringSSL at -O0,
 # Swift at -Onone), which keeps CI short on small machines; UNIONFS_CMAKE_BUILD_TYPE=Release
@@ -52,4 +53,19 @@ echo "$out" | sed 's/^/  example: /'
 if grep -q 'unionfs-c-example' /proc/self/mountinfo; then
   fail "the C example left a mount behind: $(grep unionfs-c-example /proc/self/mountinfo)"
 fi
+
+# The same example as a plain user (issue 14): the library mounts through fusermount3, which
+# needs /dev/fuse open to every user (Debian's udev rule makes it 0666).
+user=ufs-capi-$RANDOM
+useradd -r -M -d /nonexistent -s /bin/sh "$user" || fail "useradd $user failed"
+trap 'pkill -KILL -u "$user" 2>/dev/null || true; userdel -f "$user" >/dev/null 2>&1 || true; rm -rf "$prefix"' EXIT
+[ "$(stat -c %a /dev/fuse)" = 666 ] || chmod 0666 /dev/fuse
+chmod 755 "$prefix"
+out=$(cd /tmp && timeout 120 runuser -u "$user" -- "$prefix/example" 2>&1) \
+  || fail "Examples/C/example.c as the plain user $user failed ($?): $out"
+echo "$out" | sed 's/^/  example as a plain user: /'
+[ "$(echo "$out" | tail -1)" = "ok" ] || fail "the C example did not finish with ok as a plain user"
+grep -q 'unionfs-c-example' /proc/self/mountinfo && fail "the C example left a mount behind as a plain user"
+sleep 1  # fusermount3 -u, run by libfuse at unmount, may still be exiting
+[ -z "$(pgrep -u "$user")" ] || fail "the C example left processes of $user: $(pgrep -a -u "$user")"
 echo "cmake-check: ok ($build_type build) in $((SECONDS - start)) s"

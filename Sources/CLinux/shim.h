@@ -28,6 +28,8 @@ extern ssize_t getdents64(int fd, void *buffer, size_t length);
 extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 extern int fallocate(int fd, int mode, off_t offset, off_t len);
 extern ssize_t splice(int fd_in, long long *off_in, int fd_out, long long *off_out, size_t len, unsigned int flags);
+extern int unshare(int flags);
+static const int unionfs_CLONE_FS = 0x00000200;
 extern ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
 
 /// ioctl(dst, FICLONE, src): share the source's extents (reflink) where the filesystem can.

@@ -5,6 +5,8 @@ import UnionFS
 
 // The C API declared in include/unionfs.h. Each function catches every error, records a
 // one-line message for the calling thread, and returns an errno value: nothing escapes to C.
+// A `UnionFSError` gives its own errno (`UnionFSError.errno`: the underlying one for I/O, so a
+// full disk is ENOSPC), an `Errno` its value, anything else EIO.
 
 /// The last error message of each thread. Lock order: leaf lock.
 private let lastErrors = Mutex<[UInt: String]>([:])
@@ -46,12 +48,11 @@ public func unionfs_mount_start(_ lowerdirs: UnsafePointer<CChar>?, _ upperdir: 
     do {
         let opts = try MountOptions.parse([optionString(lowerdirs: lower, upperdir: string(upperdir),
                                                         workdir: string(workdir), extra: string(options))])
-        let mount = try UnionMount(opts.stack, at: mp, options: opts.fileSystem,
-                                   fuseOptions: opts.fuseOptions, threads: opts.threads)
+        let mount = try UnionMount(opts.plan(), at: mp)
         out.pointee = OpaquePointer(Unmanaged.passRetained(mount).toOpaque())
         return 0
-    } catch let e as ConfigurationError {
-        return fail(e.message, EINVAL)
+    } catch let e as UnionFSError {
+        return fail(e.message, e.errno)
     } catch {
         return fail("\(error)", EIO)
     }
@@ -85,8 +86,8 @@ public func unionfs_changes(_ lowerdirs: UnsafePointer<CChar>?, _ upperdir: Unsa
             if stop != 0 { break }
         }
         return 0
-    } catch let e as ConfigurationError {
-        return fail(e.message, EINVAL)
+    } catch let e as UnionFSError {
+        return fail(e.message, e.errno)
     } catch let e as Errno {
         return fail("\(e)", e.rawValue)
     } catch {
@@ -108,9 +109,11 @@ public func unionfs_commit(_ lowerdirs: UnsafePointer<CChar>?, _ upperdir: Unsaf
         return fail("unknown compression '\(name)' (gzip or zstd)", EINVAL)
     }; comp = c
     }
-    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return fail("cannot create '\(String(cString: output))'", errno) }
-    defer { close(fd) }
+    let fd: Int32
+    do { fd = try Sys.open(String(cString: output), O_WRONLY | O_CREAT | O_TRUNC, 0o644) } catch {
+        return fail("cannot create '\(String(cString: output))': \(error)", error.rawValue)
+    }
+    defer { Sys.close(fd) }
     do {
         let opts = try MountOptions.parse(["lowerdir=" + lower])
         let result = try LayerCommit(UpperChanges(lowerdirs: opts.stack.lowerdirs, upperdir: upper))
@@ -122,8 +125,8 @@ public func unionfs_commit(_ lowerdirs: UnsafePointer<CChar>?, _ upperdir: Unsaf
             dst[bytes.count] = 0
         }
         return 0
-    } catch let e as ConfigurationError {
-        return fail(e.message, EINVAL)
+    } catch let e as UnionFSError {
+        return fail(e.message, e.errno)
     } catch let e as Errno {
         return fail("\(e)", e.rawValue)
     } catch {
@@ -140,7 +143,7 @@ public func unionfs_apply(_ tar: UnsafePointer<CChar>?, _ target: UnsafePointer<
         _ = try LayerApply.apply(tar: tarPath, to: targetPath, mode: flatten != 0 ? .flatten : .layer(.trusted))
         return 0
     } catch {
-        return fail(error.message, EINVAL)
+        return fail(error.message, error.errno)
     }
 }
 

@@ -56,7 +56,7 @@ final class ArchiveInput {
             if r == ARCHIVE_EOF { return }
             guard r >= ARCHIVE_WARN else { throw ConfigurationError("reading the tar: \(message)") }
             do { try body(UnsafeRawBufferPointer(start: buffer, count: size), offset) } catch {
-                throw ConfigurationError("writing '\(path)': \(error)")
+                throw UnionFSError("writing '\(String(decoding: path, as: UTF8.self))'", wrapping: error)
             }
         }
     }

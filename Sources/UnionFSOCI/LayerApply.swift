@@ -40,7 +40,7 @@ public enum LayerApply {
         let (parentPath, targetName) = try split(target)
         let parent: LayerDir
         do { parent = try LayerDir.openRoot(path: parentPath) } catch {
-            throw ConfigurationError("'\(parentPath)': \(error)")
+            throw UnionFSError("'\(parentPath)'", wrapping: error)
         }
         let existing = try targetState(parent, targetName, target: target, mode: mode)
         let input: ArchiveInput
@@ -71,7 +71,7 @@ public enum LayerApply {
         if mode == .flatten && existing {
             let dest: LayerDir
             do { dest = try targetName.withFileName { (n) throws(Errno) in try parent.openChild(n) } } catch {
-                throw ConfigurationError("'\(target)': \(error)")
+                throw UnionFSError("'\(target)'", wrapping: error)
             }
             try Flatten.checkImplicit(unpack.entries.implicitDirectories, against: dest)
         }
@@ -94,7 +94,7 @@ public enum LayerApply {
                 try stagingName.withFileName { (n) throws(Errno) in try Staging.removeTree(in: parent, n) }
             }
         } catch {
-            throw ConfigurationError("'\(target)': \(error)")
+            throw UnionFSError("'\(target)'", wrapping: error)
         }
         done = true
         return ApplyResult(entries: unpack.count, bytes: unpack.bytes, digests: digests)
@@ -119,14 +119,14 @@ public enum LayerApply {
         let st: stat
         do { st = try name.withFileName { (n) throws(Errno) in try parent.stat(n) } } catch .noSuchFileOrDirectory {
             return false
-        } catch { throw ConfigurationError("target '\(target)': \(error)") }
+        } catch { throw UnionFSError("target '\(target)'", wrapping: error) }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw ConfigurationError("target '\(target)' is not a directory") }
         if mode != .flatten {
             var empty = true
             do {
                 let dir = try name.withFileName { (n) throws(Errno) in try parent.openChild(n) }
                 try Sys.forEachEntry(in: dir.fd) { _ in empty = false }
-            } catch { throw ConfigurationError("target '\(target)': \(error)") }
+            } catch { throw UnionFSError("target '\(target)'", wrapping: error) }
             guard empty else {
                 throw ConfigurationError("target '\(target)' is not empty: a layer is unpacked into a new directory (or use --flatten)")
             }
@@ -142,7 +142,7 @@ public enum LayerApply {
                 return try parent.openChild(n)
             }
         } catch {
-            throw ConfigurationError("cannot create a staging directory next to '\(target)': \(error)")
+            throw UnionFSError("cannot create a staging directory next to '\(target)'", wrapping: error)
         }
     }
 }

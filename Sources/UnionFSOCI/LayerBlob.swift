@@ -38,7 +38,7 @@ public enum LayerBlob {
         let stream = try VerifyingStream(path: path, expect: expect)
         let sink = fd.map { DescriptorSink(fd: $0) }
         while let chunk = try stream.readTar() {
-            do { try sink?.write(chunk) } catch { throw ConfigurationError("writing the uncompressed layer: \(error)") }
+            do { try sink?.write(chunk) } catch { throw UnionFSError("writing the uncompressed layer", wrapping: error) }
         }
         return try stream.finish()
     }
@@ -74,10 +74,11 @@ final class VerifyingStream {
         // Non-blocking open, then blocking reads: the blob may be a FIFO fed by a download
         // (image pull), whose writer may already have finished and closed; a blocking open of
         // a FIFO without a writer would wait forever.
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw ConfigurationError("layer '\(path)': \(Errno(rawValue: errno))") }
+        do { fd = try Sys.open(path, O_RDONLY | O_NONBLOCK) } catch {
+            throw UnionFSError.io(error, "layer '\(path)': \(error)")
+        }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        guard let a = archive_read_new() else { Glibc.close(fd); throw ConfigurationError("out of memory") }
+        guard let a = archive_read_new() else { Sys.close(fd); throw UnionFSError.io(.noMemory, "out of memory") }
         raw = a
         fileBuffer = .allocate(byteCount: 1 << 17, alignment: 16)
         tarBuffer = .allocate(byteCount: 1 << 17, alignment: 16)
@@ -96,7 +97,7 @@ final class VerifyingStream {
 
     deinit {
         archive_read_free(raw)
-        Glibc.close(fd)
+        Sys.close(fd)
         fileBuffer.deallocate()
         tarBuffer.deallocate()
     }
@@ -108,16 +109,16 @@ final class VerifyingStream {
             // Read one byte past the declared size at most, to notice a longer blob.
             want = Int(min(Int64(want), max(0, size - blobCount) + 1))
         }
-        let n = Glibc.read(fd, fileBuffer.baseAddress, want)
-        if n < 0 {
-            failure = ConfigurationError("layer '\(path)': \(Errno(rawValue: errno))")
+        let n: Int
+        do { n = try Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: fileBuffer[0..<want])) } catch {
+            failure = UnionFSError.io(error, "layer '\(path)': \(error)")
             return nil
         }
         let chunk = UnsafeRawBufferPointer(rebasing: fileBuffer[0..<n])
         blobHasher.update(bufferPointer: chunk)
         blobCount += Int64(n)
         if let size = expect.size, blobCount > size {
-            failure = ConfigurationError("layer '\(path)' is larger than the \(size) bytes its manifest says")
+            failure = UnionFSError.corrupt("layer '\(path)' is larger than the \(size) bytes its manifest says")
             return nil
         }
         return chunk
@@ -145,13 +146,13 @@ final class VerifyingStream {
         let digest = LayerDigest(blobHasher.finalize())
         let diffID = LayerDigest(tarHasher.finalize())
         if let size = expect.size, blobCount != size {
-            throw ConfigurationError("layer '\(path)' is truncated: \(blobCount) of \(size) bytes")
+            throw UnionFSError.corrupt("layer '\(path)' is truncated: \(blobCount) of \(size) bytes")
         }
         if let want = expect.digest, want != digest.description {
-            throw ConfigurationError("layer '\(path)': digest mismatch: expected \(want), read \(digest)")
+            throw UnionFSError.corrupt("layer '\(path)': digest mismatch: expected \(want), read \(digest)")
         }
         if let want = expect.diffID, want != diffID.description {
-            throw ConfigurationError("layer '\(path)': diffID mismatch: expected \(want), read \(diffID)")
+            throw UnionFSError.corrupt("layer '\(path)': diffID mismatch: expected \(want), read \(diffID)")
         }
         return LayerBlobDigests(digest: digest, size: blobCount, diffID: diffID, tarSize: tarCount)
     }

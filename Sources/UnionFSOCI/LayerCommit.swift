@@ -63,7 +63,7 @@ private struct Walker {
 
     /// Writes the children of the upper directory `dir` at `path` ("" or "a/b/"). `lower` and
     /// `hidesLower` are as in `UpperChanges.walk`: they decide which whiteouts hide anything.
-    mutating func walk(_ dir: LayerDir, path: [UInt8], lower: [DirLayer]?, hidesLower: Bool) throws(Errno) {
+    mutating func walk(_ dir: LayerDir, path: [UInt8], lower: [DirectoryPart]?, hidesLower: Bool) throws(Errno) {
         var items: [(tarName: [UInt8], item: UpperItem)] = []
         for item in try source.reader.items(in: dir) {
             switch item {
@@ -85,8 +85,9 @@ private struct Walker {
         }
     }
 
-    private mutating func entry(_ name: Name, _ st: stat, in dir: LayerDir, path: [UInt8],
-                                lower: [DirLayer]?, hidesLower: Bool) throws(Errno) {
+    private mutating func entry(_ name: Name, _ stored: stat, in dir: LayerDir, path: [UInt8],
+                                lower: [DirectoryPart]?, hidesLower: Bool) throws(Errno) {
+        let st = name.withFileName { source.owners.recorded(stored, in: dir, $0) }
         let type = st.st_mode & S_IFMT
         var h = TarHeader(path: type == S_IFDIR ? path + [0x2f] : path, mode: st.st_mode,
                           uid: st.st_uid, gid: st.st_gid, mtime: st.st_mtim, size: Int64(st.st_size), rdev: st.st_rdev)
@@ -132,7 +133,7 @@ private struct Walker {
         entries += 1
     }
 
-    private func lookup(_ name: Name, in lower: [DirLayer]) throws(Errno) -> ResolvedEntry? {
+    private func lookup(_ name: Name, in lower: [DirectoryPart]) throws(Errno) -> ResolvedEntry? {
         do {
             return try name.withFileName { (n) throws(Errno) in try source.lowers.resolve(n, in: lower) }
         } catch .noSuchFileOrDirectory {

@@ -27,7 +27,7 @@ struct LayerMarkers {
             } catch .notPermitted {
                 throw ConfigurationError("a whiteout device needs root (CAP_MKNOD): apply with --flatten instead")
             } catch {
-                throw ConfigurationError("whiteout '\(TarPath.display(w.parent + [w.name]))': \(error)")
+                throw UnionFSError("whiteout '\(TarPath.display(w.parent + [w.name]))'", wrapping: error)
             }
         }
         let xattr = namespace.overlayPrefix + "opaque"
@@ -38,7 +38,7 @@ struct LayerMarkers {
                     try Errno.lift { try [UInt8(ascii: "y")].withUnsafeBytes { v in try Sys.pathSetxattr(p, xattr, v, 0) } }
                 }
             } catch {
-                throw ConfigurationError("opaque directory '\(TarPath.display(path))': \(error)")
+                throw UnionFSError("opaque directory '\(TarPath.display(path))'", wrapping: error)
             }
         }
     }
@@ -60,13 +60,13 @@ struct LayerMarkers {
                 }
                 if !exists { try Self.marker(in: dir, Array(".wh.".utf8) + w.name.bytes) }
             } catch {
-                throw ConfigurationError("whiteout '\(TarPath.display(w.parent + [w.name]))': \(error)")
+                throw UnionFSError("whiteout '\(TarPath.display(w.parent + [w.name]))'", wrapping: error)
             }
         }
         for path in opaque {
             let dir = try entries.directory(path, create: true)
             do { try Self.marker(in: dir, Array(".wh..wh..opq".utf8)) } catch {
-                throw ConfigurationError("opaque directory '\(TarPath.display(path))': \(error)")
+                throw UnionFSError("opaque directory '\(TarPath.display(path))'", wrapping: error)
             }
         }
     }

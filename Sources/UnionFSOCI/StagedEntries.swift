@@ -46,7 +46,7 @@ struct StagedEntries {
             } catch .notDirectory, .tooManySymbolicLinkLevels {
                 throw ConfigurationError("tar path '\(TarPath.display(Array(parts[...i])))' is a symlink or a file, not a directory: refusing to write through it")
             } catch {
-                throw ConfigurationError("'\(TarPath.display(Array(parts[...i])))': \(error)")
+                throw UnionFSError("'\(TarPath.display(Array(parts[...i])))'", wrapping: error)
             }
         }
         cached = (parts, dir)

@@ -21,28 +21,28 @@ enum TarPath {
     /// `.wh.` names used as directories. Leading `./`, `.` components and repeated slashes go.
     static func parse(_ bytes: [UInt8]) throws(ConfigurationError) -> TarPathMeaning {
         let shown = String(decoding: bytes.prefix(200), as: UTF8.self) + (bytes.count > 200 ? "..." : "")
-        guard !bytes.isEmpty else { throw ConfigurationError("tar entry with an empty name") }
-        guard bytes[0] != 0x2f else { throw ConfigurationError("tar entry '\(shown)': absolute path") }
-        guard bytes.count <= Int(PATH_MAX) else { throw ConfigurationError("tar entry '\(shown)': path longer than \(PATH_MAX) bytes") }
+        guard !bytes.isEmpty else { throw UnionFSError.corrupt("tar entry with an empty name") }
+        guard bytes[0] != 0x2f else { throw UnionFSError.corrupt("tar entry '\(shown)': absolute path") }
+        guard bytes.count <= Int(PATH_MAX) else { throw UnionFSError.corrupt("tar entry '\(shown)': path longer than \(PATH_MAX) bytes") }
         var parts: [Name] = []
         for raw in bytes.split(separator: 0x2f, omittingEmptySubsequences: true) {
             if raw.elementsEqual([0x2e]) { continue }
-            if raw.elementsEqual([0x2e, 0x2e]) { throw ConfigurationError("tar entry '\(shown)': '..' in path") }
+            if raw.elementsEqual([0x2e, 0x2e]) { throw UnionFSError.corrupt("tar entry '\(shown)': '..' in path") }
             guard raw.count <= Int(NAME_MAX) else {
-                throw ConfigurationError("tar entry '\(shown)': name longer than \(NAME_MAX) bytes")
+                throw UnionFSError.corrupt("tar entry '\(shown)': name longer than \(NAME_MAX) bytes")
             }
-            guard !raw.contains(0) else { throw ConfigurationError("tar entry '\(shown)': NUL in name") }
+            guard !raw.contains(0) else { throw UnionFSError.corrupt("tar entry '\(shown)': NUL in name") }
             parts.append(raw.withUnsafeBytes { Name(bytes: $0) })
         }
         guard let last = parts.popLast() else { return .ignored }
         if let bad = parts.first(where: { $0.hasPrefix(".wh.") }) {
-            throw ConfigurationError("tar entry '\(shown)': whiteout name '\(bad)' used as a directory")
+            throw UnionFSError.corrupt("tar entry '\(shown)': whiteout name '\(bad)' used as a directory")
         }
         guard last.hasPrefix(".wh.") else { return .entry(parts + [last]) }
         if last.description == ".wh..wh..opq" { return .opaque(parts) }
         if last.hasPrefix(".wh..wh.") && last.count > 8 { return .ignored }
         guard let hidden = last.dropFirst(4), !hidden.isDotOrDotDot else {
-            throw ConfigurationError("tar entry '\(shown)': invalid whiteout name '\(last)'")
+            throw UnionFSError.corrupt("tar entry '\(shown)': invalid whiteout name '\(last)'")
         }
         return .whiteout(parent: parts, name: hidden)
     }

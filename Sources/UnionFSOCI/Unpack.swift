@@ -36,10 +36,10 @@ struct Unpack {
             try hardLink(name, in: dir, to: link, shown: shown)
         } else {
             if (type == S_IFCHR || type == S_IFBLK) && !entries.isRoot {
-                throw ConfigurationError("tar entry '\(shown)': device nodes need root")
+                throw UnionFSError("tar entry '\(shown)': device nodes need root")
             }
             guard [S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO].contains(type) else {
-                throw ConfigurationError("tar entry '\(shown)': unsupported file type")
+                throw UnionFSError.corrupt("tar entry '\(shown)': unsupported file type")
             }
             do {
                 try entries.clear(name, in: dir, keepDirectory: type == S_IFDIR)
@@ -53,7 +53,7 @@ struct Unpack {
             } catch let e as ConfigurationError {
                 throw e
             } catch {
-                throw ConfigurationError("tar entry '\(shown)': \(error)")
+                throw UnionFSError("tar entry '\(shown)'", wrapping: error)
             }
         }
         count += 1
@@ -96,7 +96,7 @@ struct Unpack {
     /// reached inside the staging directory without following symlinks.
     private mutating func hardLink(_ name: Name, in dir: LayerDir, to link: [UInt8], shown: String) throws(ConfigurationError) {
         guard case .entry(let target) = try TarPath.parse(link) else {
-            throw ConfigurationError("tar entry '\(shown)': hard link to '\(String(decoding: link, as: UTF8.self))' is not a file of the layer")
+            throw UnionFSError.corrupt("tar entry '\(shown)': hard link to '\(String(decoding: link, as: UTF8.self))' is not a file of the layer")
         }
         let source = try entries.directory(Array(target.dropLast()), create: false)
         let sourceName = target.last!
@@ -106,7 +106,7 @@ struct Unpack {
                 try name.withCString { (d) throws(Errno) in try Sys.linkat(source.fd, s, dir.fd, d, 0) }
             }
         } catch {
-            throw ConfigurationError("tar entry '\(shown)': hard link to '\(TarPath.display(target))' is not a file of the layer (\(error))")
+            throw UnionFSError.corrupt("tar entry '\(shown)': hard link to '\(TarPath.display(target))' is not a file of the layer (\(error))")
         }
     }
 
@@ -115,11 +115,11 @@ struct Unpack {
         for (parts, meta) in directories.sorted(by: { $0.0.count > $1.0.count }) {
             let dir = try entries.directory(Array(parts.dropLast()), create: false)
             do { try entries.setMetadata(meta, parts.last!, in: dir, isSymlink: false) } catch {
-                throw ConfigurationError("tar entry '\(TarPath.display(parts))': \(error)")
+                throw UnionFSError("tar entry '\(TarPath.display(parts))'", wrapping: error)
             }
         }
         do { try entries.recordImplicitOwnership() } catch {
-            throw ConfigurationError("layer root: cannot record its owner: \(error)")
+            throw UnionFSError("layer root: cannot record its owner", wrapping: error)
         }
     }
 }

@@ -39,17 +39,19 @@ struct CommitCommand: ParsableCommand {
     func run() throws {
         let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
         let toStdout = output == "-"
-        let fd = toStdout ? 1 : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ConfigurationError("--output '\(output)': \(String(cString: strerror(errno)))") }
-        defer { if !toStdout { close(fd) } }
+        let fd: Int32
+        do { fd = toStdout ? 1 : try Sys.open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644) } catch {
+            throw UnionFSError.io(error, "--output '\(output)': \(error)")
+        }
+        defer { if !toStdout { Sys.close(fd) } }
         let progress = Progress(enabled: !quiet, verb: "committed")
         let result: CommitResult
         do {
             result = try LayerCommit(source).write(to: fd, compression: compress, progress: progress.callback)
         } catch {
             progress.end()
-            if !toStdout { unlink(output) }
-            throw ConfigurationError("commit failed: \(error)")
+            if !toStdout { try? Sys.unlink(output) }
+            throw UnionFSError("commit failed", wrapping: error)
         }
         progress.end()
         let text = json

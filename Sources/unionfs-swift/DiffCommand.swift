@@ -31,7 +31,7 @@ struct DiffCommand: ParsableCommand {
         let changes: [Change]
         do {
             let source = try LayerOptions.upperChanges(o, kernelStrict: kernelStrict)
-            do { changes = try source.changes() } catch { throw ConfigurationError("diff failed: \(error)") }
+            do { changes = try source.changes() } catch { throw UnionFSError("diff failed", wrapping: error) }
             try writeStdout(json ? Change.json(changes) : Change.text(changes))
         } catch let error as ConfigurationError where exitCode {
             // 1 means "there are changes" here, so trouble is 2, as for diff(1).
@@ -57,13 +57,8 @@ enum LayerOptions {
 
 /// Writes all of `text` to standard output; a closed pipe or full disk is an error.
 func writeStdout(_ text: String) throws {
-    var bytes = Array(text.utf8)[...]
-    while !bytes.isEmpty {
-        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw ConfigurationError("cannot write the output: \(String(cString: strerror(errno)))")
-        }
-        bytes = bytes.dropFirst(n)
+    var text = text
+    do { try text.withUTF8 { try Sys.writeAll(1, UnsafeRawBufferPointer($0)) } } catch {
+        throw UnionFSError("cannot write the output", wrapping: error)
     }
 }

@@ -166,8 +166,8 @@ struct ImageMountCommand: ParsableCommand {
         if store.ociWhiteouts && options.fileSystem.xattrPermissions == 0 { options.fileSystem.xattrPermissions = 2 }
         if let upper {
             let work = workdir ?? (upper.hasSuffix("/") ? String(upper.dropLast()) : upper) + ".work"
-            for dir in [upper, work] where access(dir, F_OK) != 0 {
-                guard mkdir(dir, 0o755) == 0 else { throw ConfigurationError("cannot create '\(dir)': \(String(cString: strerror(errno)))") }
+            for dir in [upper, work] where !Sys.access(dir, F_OK) {
+                do { try Sys.mkdir(dir, 0o755) } catch { throw UnionFSError.io(error, "cannot create '\(dir)': \(error)") }
             }
             options.stack.upperdir = upper
             options.stack.workdir = work

@@ -54,10 +54,12 @@ package enum EntryXattrs {
         }
     }
 
-    /// True for the overlay's private xattrs in either namespace and fuse-overlayfs's own
-    /// (`user.fuseoverlayfs.*`): they describe one upper's layout, never a file's content.
+    /// True for the overlay's private xattrs in either namespace, fuse-overlayfs's own
+    /// (`user.fuseoverlayfs.*`) and the owner record of a store unpacked without root
+    /// (`user.containers.override_stat`): they describe how one tree is stored, never a file's
+    /// content (mounts hide them too).
     package static func isPrivate(_ name: String) -> Bool {
         name.hasPrefix("trusted.overlay.") || name.hasPrefix("user.overlay.")
-            || name.hasPrefix("user.fuseoverlayfs.")
+            || name.hasPrefix("user.fuseoverlayfs.") || name == OwnerRecords.xattrName
     }
 }

@@ -95,7 +95,7 @@ public struct PlainDirectory: TreeDirectory {
 /// A directory of the merged view of a layer stack, as a mount would show it.
 public struct MergedDirectory: TreeDirectory {
     let stack: LayerStack
-    let layers: [DirLayer]
+    let layers: [DirectoryPart]
 
     /// The merged root of `stack`.
     public init(root stack: LayerStack) {
@@ -103,7 +103,7 @@ public struct MergedDirectory: TreeDirectory {
         layers = stack.rootLayers
     }
 
-    init(stack: LayerStack, layers: [DirLayer]) {
+    init(stack: LayerStack, layers: [DirectoryPart]) {
         self.stack = stack
         self.layers = layers
     }

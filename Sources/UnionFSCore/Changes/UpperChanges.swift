@@ -12,13 +12,16 @@ public final class UpperChanges: Sendable {
     /// The lowers alone, read-only, top first.
     public let lowers: LayerStack
     package let reader: UpperReader
+    /// Where owners and modes are kept, in the upper and the lowers alike.
+    public let owners: OwnerRecords
 
     /// Opens the upper and the lowers. The workdir is never read: leftovers there do not show.
     public init(lowerdirs: [String], upperdir: String, xattrNamespace: XattrNamespace = .trusted,
-                format: UpperFormat = .any) throws(ConfigurationError) {
+                format: UpperFormat = .any, owners: OwnerRecords = .files) throws(ConfigurationError) {
+        self.owners = owners
         lowers = try LayerStack(LayerStackConfiguration(lowerdirs: lowerdirs, xattrNamespace: xattrNamespace))
         do { upper = try LayerDir.openRoot(path: upperdir) } catch {
-            throw ConfigurationError("upperdir '\(upperdir)': \(error)")
+            throw UnionFSError("upperdir '\(upperdir)'", wrapping: error)
         }
         if let st = try? upper.stat(), let same = lowers.layers.first(where: { (try? $0.root.stat()).map(FileID.init) == FileID(st) }) {
             throw ConfigurationError("upperdir '\(upperdir)' is the same directory as lowerdir '\(same.path)'")
@@ -38,7 +41,7 @@ public final class UpperChanges: Sendable {
     /// lower directory at that path (nil when the lowers have no directory there); `hidesLower`
     /// says the merged directory shows none of it (this directory or an ancestor is opaque).
     /// Returns true when anything at or below `path` changed, so the caller marks it `C`.
-    private func walk(_ dir: LayerDir, path: [UInt8], lower: [DirLayer]?, hidesLower: Bool,
+    private func walk(_ dir: LayerDir, path: [UInt8], lower: [DirectoryPart]?, hidesLower: Bool,
                       into out: inout [Change]) throws(Errno) -> Bool {
         let before = out.count
         var realNames = Set<Name>()
@@ -62,14 +65,16 @@ public final class UpperChanges: Sendable {
     }
 
     /// One real entry of an upper directory: `A`, `C` or nothing, and its subtree.
-    private func entry(_ name: Name, _ st: stat, in dir: LayerDir, path: [UInt8], lower: [DirLayer]?,
+    private func entry(_ name: Name, _ st: stat, in dir: LayerDir, path: [UInt8], lower: [DirectoryPart]?,
                        hidesLower: Bool, into out: inout [Change]) throws(Errno) {
         let isDir = st.st_mode & S_IFMT == S_IFDIR
-        guard let lower, let old = try lookup(name, in: lower) else {
+        guard let lower, var old = try lookup(name, in: lower) else {
             out.append(Change(.added, pathBytes: path))
             if isDir { try addAll(name.withFileName { (n) throws(Errno) in try dir.openChild(n) }, path: path, into: &out) }
             return
         }
+        let st = name.withFileName { owners.recorded(st, in: dir, $0) }
+        old.stat = name.withFileName { owners.recorded(old.stat, in: old.parentDir, $0) }
         var changed = MetadataComparison.differs(st, old.stat)
         if !changed {
             changed = name.withFileName { n in
@@ -100,7 +105,7 @@ public final class UpperChanges: Sendable {
     }
 
     /// `name` in the merged lower directory `lower`, or nil when the lowers do not show it.
-    private func lookup(_ name: Name, in lower: [DirLayer]) throws(Errno) -> ResolvedEntry? {
+    private func lookup(_ name: Name, in lower: [DirectoryPart]) throws(Errno) -> ResolvedEntry? {
         do {
             return try name.withFileName { (n) throws(Errno) in try lowers.resolve(n, in: lower) }
         } catch .noSuchFileOrDirectory {

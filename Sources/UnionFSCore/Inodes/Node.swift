@@ -197,7 +197,7 @@ public final class Node: Sendable {
     }
 
     /// The merged directory's layers, or `ENOTDIR`.
-    func directoryLayers() throws(Errno) -> [DirLayer] {
+    func directoryLayers() throws(Errno) -> [DirectoryPart] {
         guard isDirectory else { throw .notDirectory }
         let layers = try location().entry.layers
         guard !layers.isEmpty else { throw .notDirectory }

@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 import SystemPackage
 
-/// An open directory inside one layer.
+/// An open directory inside one layer (one layer's part of a merged directory is a
+/// `DirectoryPart`, which holds one of these).
 ///
 /// The only ways to make one are `openRoot` (a layer root named by the user, at set-up) and
 /// `openChild` (one component below another `LayerDir`, opened with `O_NOFOLLOW`). So a symlink

@@ -30,12 +30,24 @@ public final class LayerStack: Sendable {
     public let xattrNamespace: XattrNamespace
     /// True when `xattrNamespace` was chosen from the process's privilege, not given.
     public let xattrNamespaceDetected: Bool
+    /// How the upper records whiteouts and opaque directories (`.chardev` without an upper).
+    public let whiteoutForm: WhiteoutForm
+    /// Why `whiteoutForm` is what it is, for `-d`: given by an option, or what the probe found.
+    public let whiteoutFormReason: String
+    /// The upper keeps (and is read in) the OCI form.
+    let ociUpper: Bool
     /// The xattr names this stack reads, as C strings.
     let names: OverlayXattrNames
+    /// True when layer `layer` is read in the OCI form: a lower unless `no_oci_whiteouts`, the
+    /// upper when it keeps that form.
+    @inline(__always)
+    func readsOCI(_ layer: Int) -> Bool {
+        layers[layer].isUpper ? ociUpper : configuration.ociWhiteouts
+    }
     /// Which xattrs are the overlay's, and how the rest are stored (escaping).
     let overlayXattrs: OverlayXattrs
     /// The merged root's layers, read once at open.
-    let rootDirLayers: [DirLayer]
+    let rootParts: [DirectoryPart]
 
     public init(_ configuration: LayerStackConfiguration) throws(ConfigurationError) {
         self.configuration = configuration
@@ -106,13 +118,21 @@ public final class LayerStack: Sendable {
         // whiteouts (opaque value "x"), which readdir must then hide.
         let ns = c.xattrNamespace ?? XattrNamespace.forThisProcess
         let names = OverlayXattrNames(ns)
-        self.rootDirLayers = indexed.map { l in
+        self.rootParts = indexed.map { l in
             let probe = names.opaqueProbe(l.root, lower: !l.isUpper)
-            return DirLayer(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
+            return DirectoryPart(layer: l.index, dir: l.root, holdsXattrWhiteouts: !l.isUpper && probe == .value([0x78]))
         }
         self.xattrNamespace = ns
         self.xattrNamespaceDetected = c.xattrNamespace == nil
         self.staging = staging
+        if let form = c.whiteoutForm {
+            (whiteoutForm, whiteoutFormReason) = (form, "given by an option")
+        } else if let staging {
+            (whiteoutForm, whiteoutFormReason) = WhiteoutForm.detect(in: staging)
+        } else {
+            (whiteoutForm, whiteoutFormReason) = (.chardev, "no upper")
+        }
+        ociUpper = staging != nil && whiteoutForm == .oci
         self.inodes = InodeNumbers(devices: self.layers.map(\.device))
         self.names = names
         self.overlayXattrs = OverlayXattrs(ns)

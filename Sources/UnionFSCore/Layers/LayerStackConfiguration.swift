@@ -22,6 +22,9 @@ public struct LayerStackConfiguration: Sendable, Equatable {
     public var xattrNamespace: XattrNamespace? = nil
     /// Read `.wh.NAME` and `.wh..wh..opq` (the OCI/AUFS form) in lower layers.
     public var ociWhiteouts: Bool = true
+    /// How the upper records whiteouts and opaque directories; nil chooses at open by trying
+    /// `mknod` of a whiteout device in the workdir (`WhiteoutForm.detect`).
+    public var whiteoutForm: WhiteoutForm? = nil
 
     /// Most lower layers a stack may have. The kernel allows 500; each costs one descriptor.
     public static let maximumLowerLayers = 2048
@@ -34,14 +37,4 @@ public struct LayerStackConfiguration: Sendable, Equatable {
         self.xattrNamespace = xattrNamespace
         self.ociWhiteouts = ociWhiteouts
     }
-}
-
-/// A problem with what the user asked for, with a one-line message naming it.
-///
-/// The only error type in the library besides `Errno`: it exists at the boundary where user input
-/// is checked, so that messages can name the option or path at fault.
-public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -22,17 +22,17 @@ public struct MergedEntry: Sendable {
 extension LayerStack {
     /// The merged listing of a directory whose layers are `layers` (top first): the union of
     /// names, first occurrence wins, whiteouts and the names they hide left out, the OCI markers
-    /// (`.wh.*`) of lower layers read and hidden. One `getdents64` pass per layer; an `fstatat`
+    /// (`.wh.*`) of layers in that form read and hidden. One `getdents64` pass per layer; an `fstatat`
     /// only for character devices (whiteout check) and entries of unknown type.
     ///
     /// `.` and `..` are not included.
-    public func mergedListing(of layers: [DirLayer]) throws(Errno) -> [MergedEntry] {
+    public func mergedListing(of layers: [DirectoryPart]) throws(Errno) -> [MergedEntry] {
         var entries: [MergedEntry] = []
         var seen = Set<Name>()
         var hiddenBelow: [Name] = []
         for dl in layers {
             let isLower = !self.layers[dl.layer].isUpper
-            let oci = isLower && configuration.ociWhiteouts
+            let oci = readsOCI(dl.layer)
             let device = self.layers[dl.layer].device
             hiddenBelow.removeAll(keepingCapacity: true)
             try Sys.forEachEntry(in: dl.dir.fd) { (e) throws(Errno) in

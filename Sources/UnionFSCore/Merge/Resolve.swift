@@ -1,8 +1,9 @@
 import Glibc
 import SystemPackage
 
-/// A directory as it exists in one layer of a merged directory's stack.
-public struct DirLayer: Sendable {
+/// One layer's part of a merged directory: which layer, and that layer's directory (a
+/// `LayerDir`, the open directory itself). A merged directory is a list of these, top first.
+public struct DirectoryPart: Sendable {
     /// Index of the layer in the stack (0 is the top).
     public let layer: Int
     public let dir: LayerDir
@@ -19,7 +20,7 @@ public struct ResolvedEntry: @unchecked Sendable {
     /// The directory holding the topmost entry, in that layer.
     public var parentDir: LayerDir
     /// For a directory: its layers, top first, cut at the first opaque one. Empty otherwise.
-    public var layers: [DirLayer]
+    public var layers: [DirectoryPart]
 
     public var isDirectory: Bool { stat.st_mode & S_IFMT == S_IFDIR }
 }
@@ -42,7 +43,7 @@ enum Opacity {
 extension LayerStack {
     /// The root directory of the merged view: every layer root, top first. A root is never
     /// opaque (the kernel merges all roots), but may hold xattr whiteouts (opaque value "x").
-    public var rootLayers: [DirLayer] { rootDirLayers }
+    public var rootLayers: [DirectoryPart] { rootParts }
 
     /// Resolves `name` in a merged directory whose layers are `parent` (top first).
     ///
@@ -50,7 +51,7 @@ extension LayerStack {
     /// directories are gathered down the stack until an opaque one, or until a non-directory
     /// below them ends the merge. One `fstatat` per layer probed, plus one for the OCI whiteout
     /// name in lower layers where the name is absent.
-    public func resolve(_ name: borrowing FileName, in parent: [DirLayer]) throws(Errno) -> ResolvedEntry {
+    public func resolve(_ name: borrowing FileName, in parent: [DirectoryPart]) throws(Errno) -> ResolvedEntry {
         var result: ResolvedEntry? = nil
         for dl in parent {
             let hit = try probe(name, in: dl)
@@ -67,7 +68,7 @@ extension LayerStack {
             }
             let child = try dl.dir.openChild(name)
             let opacity = self.opacity(of: child, layer: dl.layer)
-            result!.layers.append(DirLayer(layer: dl.layer, dir: child,
+            result!.layers.append(DirectoryPart(layer: dl.layer, dir: child,
                                            holdsXattrWhiteouts: opacity == .holdsXattrWhiteouts))
             if opacity == .opaque { break }
         }
@@ -77,15 +78,16 @@ extension LayerStack {
 
     /// Looks at `name` in one layer's directory.
     @inline(__always)
-    func probe(_ name: borrowing FileName, in dl: DirLayer) throws(Errno) -> LayerHit {
+    func probe(_ name: borrowing FileName, in dl: DirectoryPart) throws(Errno) -> LayerHit {
         let isLower = !layers[dl.layer].isUpper
+        let oci = readsOCI(dl.layer)
         // In the OCI form `.wh.*` names are markers, never files: they do not exist by name.
-        if isLower && configuration.ociWhiteouts && name.hasPrefix(".wh.") { return .absent }
+        if oci && name.hasPrefix(".wh.") { return .absent }
         let st: stat
         do {
             st = try dl.dir.stat(name)
         } catch .noSuchFileOrDirectory {
-            if isLower && configuration.ociWhiteouts && hasOCIWhiteout(for: name, in: dl.dir) {
+            if oci && hasOCIWhiteout(for: name, in: dl.dir) {
                 return .whiteout
             }
             return .absent
@@ -121,7 +123,7 @@ extension LayerStack {
 
     /// Reads the opaque marker of a directory in layer `layer`: the xattr `<ns>.overlay.opaque`
     /// with the exact value "y" (any other value or length is not opaque; "x" marks xattr
-    /// whiteouts), or in lower layers with OCI whiteouts on, a `.wh..wh..opq` entry.
+    /// whiteouts), or in a layer read in the OCI form, a `.wh..wh..opq` entry.
     func opacity(of dir: LayerDir, layer: Int) -> Opacity {
         let probe = names.opaqueProbe(dir, lower: !layers[layer].isUpper)
         switch probe {
@@ -129,7 +131,7 @@ extension LayerStack {
         case .value([0x78]): return .holdsXattrWhiteouts
         default: break
         }
-        if !layers[layer].isUpper && configuration.ociWhiteouts && (try? dir.stat(FileName(".wh..wh..opq"))) != nil {
+        if readsOCI(layer) && (try? dir.stat(FileName(".wh..wh..opq"))) != nil {
             return .opaque
         }
         return .none

@@ -32,7 +32,7 @@ public final class DirectoryHandle: Sendable {
         /// The offset of each entry: a reader resumes after the entry with that offset.
         package let offsets: [Int64]
         /// The directory's layers it was merged from.
-        package let layers: [DirLayer]
+        package let layers: [DirectoryPart]
         /// `Node.listingGeneration` when it was taken.
         let generation: UInt64
         /// The upper layer's directory's change time when it was taken, so readdirplus knows
@@ -97,7 +97,7 @@ public final class DirectoryHandle: Sendable {
     public func entries() throws(Errno) -> [MergedEntry] { try currentListing().entries }
 
     /// The change time of the directory's upper part now.
-    private func upperChange(_ layers: [DirLayer]) throws(Errno) -> UpperChange {
+    private func upperChange(_ layers: [DirectoryPart]) throws(Errno) -> UpperChange {
         guard let top = layers.first, top.layer == 0, stack.layers[0].isUpper else { return .absent }
         let ctime = try top.dir.stat().st_ctim
         var now = timespec()

@@ -41,10 +41,7 @@ extension UnionFileSystem {
             try name.withUnsafeBufferPointer { nb in try Sys.pathGetxattr(path, nb.baseAddress!, b) }
         } }) ?? -1
         guard n > 0 else { return nil }
-        let parts = String(decoding: buf[0..<n], as: UTF8.self).split(separator: ":")
-        guard parts.count >= 3, let u = UInt32(parts[0]), let g = UInt32(parts[1]),
-              let m = UInt32(parts[2], radix: 8) else { return nil }
-        return (u, g, m)
+        return OwnerRecords.parse(buf[0..<n])
     }
 
     /// Writes the override xattr: owner and mode kept there instead of on the file.

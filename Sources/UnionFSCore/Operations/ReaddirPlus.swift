@@ -15,7 +15,7 @@ extension UnionFileSystem {
     /// changed since (`current`), so a non-directory is probed in that layer alone: one
     /// `fstatat` instead of one or two per layer above it. Directories (which need every layer
     /// they merge) and anything the probe does not confirm take the ordinary lookup.
-    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirLayer], current: Bool) throws(Errno) -> NodeEntry {
+    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirectoryPart], current: Bool) throws(Errno) -> NodeEntry {
         try e.name.withFileName { (name) throws(Errno) -> NodeEntry in
             if current, e.type != UInt8(DT_DIR), e.layer >= 0,
                let dl = layers.first(where: { $0.layer == e.layer }),

@@ -2,49 +2,6 @@ import Glibc
 import Synchronization
 import SystemPackage
 
-/// Settings of a mounted filesystem that are not about the layers.
-public struct FileSystemOptions: Sendable, Equatable {
-    /// How long the kernel may cache entries, attributes and negative lookups, in seconds. Long
-    /// is safe: every change goes through the mount, and the kernel updates what it cached for
-    /// each change it makes.
-    public var timeout: Double = 86400
-    /// Refuse every change with `EROFS`, even with an upper.
-    public var readOnly: Bool = false
-    /// Skip `fsync` of copied-up data before it lands (the kernel's `volatile`): faster, but a
-    /// crash of the machine (not of the daemon) may leave empty or partial files in the upper.
-    public var volatile: Bool = false
-    /// Answer `EXDEV` to renaming a directory with lower content, as the kernel does without
-    /// `redirect_dir`, instead of copying the subtree up.
-    public var renameDirectoriesEXDEV: Bool = false
-    /// Ask the kernel for its writeback cache on writable mounts (`writeback=1`): writes gather
-    /// in the page cache and reach the daemon in large blocks, instead of one round trip (plus
-    /// one for `security.capability`) per write call. Off by default: data then reaches the
-    /// upper file only at close, fsync or writeback, so a reader of the upper dir itself (a diff
-    /// of a live mount) would see it late. Measured gain on untar of small files: about 5%.
-    public var writebackCache: Bool = false
-
-    /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).
-    public var idMapping = IDMapping()
-    /// Report nlink 1 for every directory.
-    public var staticDirectoryNlink = false
-    /// Refuse POSIX ACL xattrs (`system.posix_acl_*`) with `EOPNOTSUPP`.
-    public var noACL = false
-    /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
-    /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
-    public var xattrPermissions = 0
-    /// How many layer directories stay open before nodes give theirs back; nil: three quarters
-    /// of the open-files limit when the filesystem is made (`DescriptorBudget`).
-    public var descriptorBudget: DescriptorBudget? = nil
-
-    public init(timeout: Double = 86400, readOnly: Bool = false, volatile: Bool = false,
-                renameDirectoriesEXDEV: Bool = false) {
-        self.timeout = timeout
-        self.readOnly = readOnly
-        self.volatile = volatile
-        self.renameDirectoriesEXDEV = renameDirectoriesEXDEV
-    }
-}
-
 /// The filesystem operations behind a mount, apart from the FUSE protocol.
 ///
 /// Each method takes node ids (`NodeID`) and names validated once at the edge (`FileName`),

@@ -28,10 +28,7 @@ public struct MountOptions: Sendable, Equatable {
         "diratime", "nodiratime", "lazytime", "nolazytime", "rw",
     ]
     /// Generic mount options libfuse understands itself, with a value.
-    static let fuseValued: Set<String> = [
-        "fsname", "subtype", "max_read", "blksize", "context", "fscontext", "defcontext",
-        "rootcontext", "max_threads",
-    ]
+    static let fuseValued: Set<String> = ["fsname", "subtype", "max_read", "blksize", "max_threads"]
     /// fstab-only words mount(8) may leave in the string; they mean nothing to a mounted
     /// filesystem, so accepting them changes nothing.
     static let fstabOnly: Set<String> = ["defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail"]
@@ -48,96 +45,19 @@ public struct MountOptions: Sendable, Equatable {
         return o
     }
 
+    /// One option: by `table` when it is ours, else passed on to libfuse or accepted as an
+    /// fstab-only word, else an error naming it.
     private mutating func apply(_ option: String) throws(ConfigurationError) {
-        let key: String, value: String?
-        if let eq = option.firstIndex(of: "=") {
-            key = String(option[..<eq]); value = String(option[option.index(after: eq)...])
+        let a = OptionArgument(option)
+        if let spec = Self.tableByKey[a.key] {
+            try spec.apply(&self, a)
+        } else if Self.fstabOnly.contains(a.key) && a.value == nil {
+            return
+        } else if Self.fuseFlags.contains(a.key) {
+            try a.noValue(); fuseOptions.append(option)
+        } else if Self.fuseValued.contains(a.key) {
+            _ = try a.required(); fuseOptions.append(option)
         } else {
-            key = option; value = nil
-        }
-        func required() throws(ConfigurationError) -> String {
-            guard let value else { throw ConfigurationError("option '\(key)' needs a value (\(key)=...)") }
-            return value
-        }
-        func noValue() throws(ConfigurationError) {
-            if value != nil { throw ConfigurationError("option '\(key)' takes no value") }
-        }
-        switch key {
-        case "lowerdir":
-            let v = try required()
-            sawLowerdir = true
-            stack.lowerdirs = try Self.splitLowerdir(v)
-            if stack.lowerdirs.isEmpty { throw ConfigurationError("lowerdir is empty: give at least one lower directory") }
-        case "upperdir": stack.upperdir = try required()
-        case "workdir": stack.workdir = try required()
-        case "userxattr": try noValue(); stack.xattrNamespace = .user
-        case "xattr_namespace":
-            // Overrides the choice made from the process's privilege (see XattrNamespace.forThisProcess).
-            switch try required() {
-            case "trusted": stack.xattrNamespace = .trusted
-            case "user": stack.xattrNamespace = .user
-            case "auto": stack.xattrNamespace = nil
-            default: throw ConfigurationError("option 'xattr_namespace' takes trusted, user or auto, got '\(value ?? "")'")
-            }
-        case "no_oci_whiteouts": try noValue(); stack.ociWhiteouts = false
-        case "volatile": try noValue(); fileSystem.volatile = true
-        case "fsync":
-            // fuse-overlayfs's spelling, often in storage.conf's mountopt: fsync=0 is volatile.
-            switch try required() {
-            case "0": fileSystem.volatile = true
-            case "1": fileSystem.volatile = false
-            default: throw ConfigurationError("option 'fsync' takes 0 or 1, got '\(value ?? "")'")
-            }
-        case "writeback":
-            // fuse-overlayfs's option: writeback=0 keeps the kernel's page cache write-through.
-            switch try required() {
-            case "0": fileSystem.writebackCache = false
-            case "1": fileSystem.writebackCache = true
-            default: throw ConfigurationError("option 'writeback' takes 0 or 1, got '\(value ?? "")'")
-            }
-        case "uidmapping": fileSystem.idMapping.uids = try IDMapping.parseRanges(try required(), option: key)
-        case "gidmapping": fileSystem.idMapping.gids = try IDMapping.parseRanges(try required(), option: key)
-        case "squash_to_root":
-            try noValue()
-            if fileSystem.idMapping.squashUID == nil { fileSystem.idMapping.squashUID = 0 }
-            if fileSystem.idMapping.squashGID == nil { fileSystem.idMapping.squashGID = 0 }
-            squashToRoot = true
-        case "squash_to_uid", "squash_to_gid":
-            guard let id = UInt32(try required()) else {
-                throw ConfigurationError("option '\(key)' needs a numeric ID, got '\(value ?? "")'")
-            }
-            if key == "squash_to_uid" { fileSystem.idMapping.squashUID = id } else { fileSystem.idMapping.squashGID = id }
-        case "static_nlink": try noValue(); fileSystem.staticDirectoryNlink = true
-        case "noacl": try noValue(); fileSystem.noACL = true
-        case "xattr_permissions":
-            guard let v = Int(try required()), (0...2).contains(v) else {
-                throw ConfigurationError("option 'xattr_permissions' takes 0, 1 or 2, got '\(value ?? "")'")
-            }
-            fileSystem.xattrPermissions = v
-        case "private", "shared", "slave", "rprivate", "rshared", "rslave":
-            // Mount propagation: containers/storage may pass it; it concerns the mount table,
-            // which a FUSE daemon neither sees nor changes.
-            try noValue()
-        case "rename_exdev": try noValue(); fileSystem.renameDirectoriesEXDEV = true
-        case "ro": try noValue(); fileSystem.readOnly = true; fuseOptions.append("ro")
-        case "timeout":
-            guard let t = Double(try required()), t >= 0, t <= 86400 * 365 else {
-                throw ConfigurationError("option 'timeout' needs a number of seconds, got '\(value ?? "")'")
-            }
-            fileSystem.timeout = t
-        case "threads":
-            guard let n = Int(try required()), (1...256).contains(n) else {
-                throw ConfigurationError("option 'threads' needs a number from 1 to 256, got '\(value ?? "")'")
-            }
-            threads = n
-        case "debug": try noValue(); debug = true
-        case _ where Self.fstabOnly.contains(key) && value == nil:
-            break
-        case _ where Self.fuseFlags.contains(key):
-            try noValue(); fuseOptions.append(option)
-        case _ where Self.fuseValued.contains(key):
-            _ = try required(); fuseOptions.append(option)
-        default:
             throw ConfigurationError("unknown option '\(option)'")
         }
     }

@@ -3,25 +3,15 @@ import SystemPackage
 
 /// One path component, owned, stored NUL-terminated so it can be handed to `*at` calls as is.
 ///
-/// Hot paths build `Name`s straight from the C strings FUSE hands them: no `String`, no path
-/// joining. A `Name` is never empty, never contains `/`, and is at most `NAME_MAX` bytes.
+/// The stored form of a name (a node's name, a listing's entry). Names arrive borrowed and
+/// checked (`FileName.validating`) and are copied into a `Name` only where they must be kept
+/// (`Name(_: FileName)`). A `Name` is never empty, never contains `/`, and is at most
+/// `NAME_MAX` bytes.
 public struct Name: Hashable, Sendable, CustomStringConvertible {
     /// The bytes with a trailing NUL.
     package let storage: [CChar]
 
-    /// Copies a C string FUSE handed us, checking it is a valid single component.
-    
-    public init(validating cString: UnsafePointer<CChar>) throws(Errno) {
-        let n = strlen(cString)
-        guard n > 0 else { throw .noSuchFileOrDirectory }
-        guard n <= Int(NAME_MAX) else { throw .fileNameTooLong }
-        let buf = UnsafeBufferPointer(start: cString, count: n + 1)
-        guard memchr(cString, Int32(UInt8(ascii: "/")), n) == nil else { throw .invalidArgument }
-        storage = Array(buf)
-    }
-
     /// Builds a name from raw bytes (a directory entry); the bytes must be a valid component.
-    
     package init(bytes: UnsafeRawBufferPointer) {
         var s = [CChar](repeating: 0, count: bytes.count + 1)
         s.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }

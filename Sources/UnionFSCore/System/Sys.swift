@@ -9,19 +9,9 @@ import SystemPackage
 /// pass names as NUL-terminated C strings so that hot paths build no `String`s.
 public enum Sys {
     /// Calls `body` until it stops failing with `EINTR`; a negative result becomes `Errno`.
+    /// For the `int`, `ssize_t` and `off_t` results of the calls below alike.
     @inline(__always)
-    static func retrying(_ body: () -> Int32) throws(Errno) -> Int32 {
-        while true {
-            let r = body()
-            if r >= 0 { return r }
-            let e = errno
-            if e != EINTR { throw Errno(rawValue: e) }
-        }
-    }
-
-    /// `retrying` for calls that return `ssize_t`.
-    @inline(__always)
-    static func retrying(_ body: () -> Int) throws(Errno) -> Int {
+    static func retrying<T: FixedWidthInteger & SignedInteger>(_ body: () -> T) throws(Errno) -> T {
         while true {
             let r = body()
             if r >= 0 { return r }
@@ -255,12 +245,7 @@ public enum Sys {
 
     /// `lseek(2)`.
     public static func lseek(_ fd: Int32, _ offset: Int64, _ whence: Int32) throws(Errno) -> Int64 {
-        while true {
-            let r = Glibc.lseek(fd, off_t(offset), whence)
-            if r >= 0 { return Int64(r) }
-            let e = errno
-            if e != EINTR { throw Errno(rawValue: e) }
-        }
+        Int64(try retrying { Glibc.lseek(fd, off_t(offset), whence) })
     }
 
     /// `fallocate(2)`.

@@ -32,26 +32,34 @@ public final class UnionMount: @unchecked Sendable {
     /// ready. `fuseOptions` are extra libfuse options (`allow_other` and `default_permissions`
     /// are added when running as root). Raises the process's soft limit of open files to its
     /// hard limit: a mount holds a descriptor per layer of every directory the kernel remembers.
-    public init(_ configuration: LayerStackConfiguration, at mountpoint: String,
-                options: FileSystemOptions = FileSystemOptions(), fuseOptions: [String] = [],
-                threads: Int = 8) throws(ConfigurationError) {
+    public convenience init(_ configuration: LayerStackConfiguration, at mountpoint: String,
+                            options: FileSystemOptions = FileSystemOptions(), fuseOptions: [String] = [],
+                            threads: Int = 8) throws(ConfigurationError) {
+        try self.init(MountPlan.assemble(stack: configuration, fileSystem: options,
+                                         fuseOptions: fuseOptions, threads: threads), at: mountpoint)
+    }
+
+    /// Mounts what `plan` says (`MountPlan.assemble`, or `MountOptions.plan` for `-o` strings,
+    /// as the command line does) at `mountpoint` and starts serving it. The serving threads
+    /// run with the plan's umask in a filesystem context of their own: the host's umask is
+    /// left alone.
+    public init(_ plan: MountPlan, at mountpoint: String) throws(ConfigurationError) {
         self.mountpoint = mountpoint
         Sys.raiseOpenFileLimit()
-        let stack = try LayerStack(configuration)
-        do { fileSystem = try UnionFileSystem(stack: stack, options: options) } catch {
-            throw ConfigurationError("cannot read the layer roots: \(error)")
+        let stack = try LayerStack(plan.stack)
+        do { fileSystem = try UnionFileSystem(stack: stack, options: plan.fileSystem) } catch {
+            throw UnionFSError("cannot read the layer roots", wrapping: error)
         }
-        var opts = fuseOptions
-        if !opts.contains("default_permissions") { opts.append("default_permissions") }
-        if geteuid() == 0 && !opts.contains("allow_other") { opts.append("allow_other") }
-        if !opts.contains(where: { $0.hasPrefix("subtype=") }) { opts.append("subtype=unionfs-swift") }
-        if !opts.contains(where: { $0.hasPrefix("fsname=") }) { opts.append("fsname=unionfs-swift") }
-        session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, fuseOptions: opts)
-        let context = Unmanaged.passRetained(LoopContext(session: session, threads: threads)).toOpaque()
+        session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, fuseOptions: plan.fuseOptions,
+                                  debug: plan.debug)
+        let context = Unmanaged.passRetained(LoopContext(session: session, plan: plan)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { arg in
             let ctx = Unmanaged<LoopContext>.fromOpaque(arg!).takeRetainedValue()
-            _ = ctx.session.run(threads: ctx.threads)
+            // libfuse's workers are started from this thread and share its context. Should the
+            // thread not get one of its own, it serves with the host's umask rather than change it.
+            try? ctx.plan.enterServingContext()
+            _ = ctx.session.run(threads: ctx.plan.threads)
             return nil
         }, context)
         guard rc == 0 else {
@@ -82,8 +90,8 @@ public final class UnionMount: @unchecked Sendable {
 /// What the request thread needs, handed over through pthread_create's argument.
 private final class LoopContext {
     let session: FuseSession
-    let threads: Int
-    init(session: FuseSession, threads: Int) { self.session = session; self.threads = threads }
+    let plan: MountPlan
+    init(session: FuseSession, plan: MountPlan) { self.session = session; self.plan = plan }
 }
 
 /// The process's live mounts, unmounted by an `atexit` handler on normal exit.

@@ -89,6 +89,10 @@ extension FuseConnection {
     }
 
     func flush(_ r: consuming Reply, fh: UInt64) {
+        // With the writeback cache the kernel sends FLUSH at every close whatever
+        // FOPEN_NOFLUSH says (having written the dirty pages back first). Where close cannot
+        // fail there is nothing to report: ENOSYS stops FLUSH for the whole mount.
+        guard fileSystem.closeCanFail else { r.error(.noFunction); return }
         r.ok { () throws(Errno) in try fileSystem.flush(Handle.fd(fh)) }
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 import UnionFS
 
 /// Unpacks an image archive (a tar of an OCI layout or a docker-archive) into a fresh
@@ -15,7 +16,7 @@ enum ArchiveExtract {
         var count = 0
         while let e = try reader.next() {
             count += 1
-            guard count <= maximumEntries else { throw ImageError("archive '\(archive)': more than \(maximumEntries) entries") }
+            guard count <= maximumEntries else { throw UnionFSError("archive '\(archive)': more than \(maximumEntries) entries") }
             let parts = try components(e.path, archive: archive)
             if parts.isEmpty { continue }  // "./"
             switch e.kind {
@@ -24,22 +25,23 @@ enum ArchiveExtract {
             case .file:
                 try Files.makeDirectories(dir + "/" + parts.dropLast().joined(separator: "/"), mode: 0o700)
                 let path = dir + "/" + parts.joined(separator: "/")
-                unlink(path)
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw ImageError("archive entry '\(e.path)': \(Files.errorText())") }
-                defer { close(fd) }
+                try? Sys.unlink(path)
+                let fd = try Files.io("archive entry '\(e.path)'") { () throws(Errno) in
+                    try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+                }
+                defer { Sys.close(fd) }
                 try reader.copyData(to: fd)
-                guard ftruncate(fd, off_t(e.size)) == 0 else { throw ImageError("archive entry '\(e.path)': \(Files.errorText())") }
+                try Files.io("archive entry '\(e.path)'") { () throws(Errno) in try Sys.ftruncate(fd, Int64(e.size)) }
             case .symlink:
                 // Relative to the link's directory.
                 let base = Array(parts.dropLast())
                 let target = e.linkTarget ?? ""
-                guard !target.hasPrefix("/") else { throw ImageError("archive entry '\(e.path)' links outside the archive ('\(target)')") }
+                guard !target.hasPrefix("/") else { throw UnionFSError("archive entry '\(e.path)' links outside the archive ('\(target)')") }
                 links.append((parts, try resolve(base, target, entry: e.path)))
             case .hardlink:
                 links.append((parts, try resolve([], e.linkTarget ?? "", entry: e.path)))
             case .other:
-                throw ImageError("archive entry '\(e.path)': not a file or directory")
+                throw UnionFSError("archive entry '\(e.path)': not a file or directory")
             }
         }
         // Links may name links: resolve in rounds until nothing changes.
@@ -51,11 +53,13 @@ enum ArchiveExtract {
                 guard Files.isRegularFile(target) else { next.append(l); continue }
                 let path = dir + "/" + l.path.joined(separator: "/")
                 try Files.makeDirectories(dir + "/" + l.path.dropLast().joined(separator: "/"), mode: 0o700)
-                unlink(path)
-                guard link(target, path) == 0 else { throw ImageError("archive link '\(l.path.joined(separator: "/"))': \(Files.errorText())") }
+                try? Sys.unlink(path)
+                try Files.io("archive link '\(l.path.joined(separator: "/"))'") { () throws(Errno) in
+                    try Sys.linkat(AT_FDCWD, target, AT_FDCWD, path, 0)
+                }
             }
             if next.count == pending.count {
-                throw ImageError("archive link '\(next[0].path.joined(separator: "/"))' names no file in the archive")
+                throw UnionFSError("archive link '\(next[0].path.joined(separator: "/"))' names no file in the archive")
             }
             pending = next
         }
@@ -63,10 +67,10 @@ enum ArchiveExtract {
 
     /// A relative entry name as components; "." dropped, anything leading out rejected.
     static func components(_ path: String, archive: String) throws -> [String] {
-        guard !path.hasPrefix("/") else { throw ImageError("archive entry '\(path)' has an absolute name") }
+        guard !path.hasPrefix("/") else { throw UnionFSError("archive entry '\(path)' has an absolute name") }
         var parts: [String] = []
         for p in path.split(separator: "/") where p != "." {
-            guard p != "..", p.utf8.count <= 255 else { throw ImageError("archive entry '\(path)' leads outside the archive") }
+            guard p != "..", p.utf8.count <= 255 else { throw UnionFSError("archive entry '\(path)' leads outside the archive") }
             parts.append(String(p))
         }
         return parts
@@ -77,13 +81,13 @@ enum ArchiveExtract {
         var parts = base
         for p in target.split(separator: "/") where p != "." {
             if p == ".." {
-                guard !parts.isEmpty else { throw ImageError("archive entry '\(entry)' links outside the archive ('\(target)')") }
+                guard !parts.isEmpty else { throw UnionFSError("archive entry '\(entry)' links outside the archive ('\(target)')") }
                 parts.removeLast()
             } else {
                 parts.append(String(p))
             }
         }
-        guard !parts.isEmpty else { throw ImageError("archive entry '\(entry)' links to the archive root") }
+        guard !parts.isEmpty else { throw UnionFSError("archive entry '\(entry)' links to the archive root") }
         return parts
     }
 }

@@ -27,9 +27,9 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
     }
 
     /// Parses a digest that a manifest or archive gives, naming where it came from on failure.
-    static func parse(_ text: String, what: String) throws -> Digest {
+    static func parse(_ text: String, what: String) throws(UnionFSError) -> Digest {
         guard let d = Digest(text) else {
-            throw ImageError("\(what): unsupported or malformed digest '\(text)' (only sha256 is supported)")
+            throw UnionFSError.corrupt("\(what): unsupported or malformed digest '\(text)' (only sha256 is supported)")
         }
         return d
     }
@@ -49,7 +49,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
 
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let d = Digest(text) else { throw ImageError("malformed digest '\(text)'") }
+        guard let d = Digest(text) else { throw UnionFSError.corrupt("malformed digest '\(text)'") }
         self = d
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import UnionFS
 
 extension Platform {
     /// The platform of this machine, in OCI terms (uname's machine mapped to GOARCH names).
@@ -17,10 +18,10 @@ extension Platform {
     }
 
     /// Parses `os/arch[/variant]` as `--platform` gives it.
-    static func parse(_ text: String) throws -> Platform {
+    static func parse(_ text: String) throws(UnionFSError) -> Platform {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard (2...3).contains(parts.count), !parts.contains(where: \.isEmpty) else {
-            throw ImageError("--platform '\(text)': expected OS/ARCH or OS/ARCH/VARIANT")
+            throw UnionFSError("--platform '\(text)': expected OS/ARCH or OS/ARCH/VARIANT")
         }
         return Platform(architecture: parts[1], os: parts[0], variant: parts.count == 3 ? parts[2] : nil)
     }

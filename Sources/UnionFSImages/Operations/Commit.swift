@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 import UnionFS
 
 /// What `image commit` made.
@@ -21,18 +22,20 @@ extension ImageStore {
         let chains = image.chainIDs
         let held = try useLayers(chains)
         defer { _ = held }
-        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace)
+        let source = try UpperChanges(lowerdirs: chains.reversed().map(diffDir), upperdir: upper, xattrNamespace: xattrNamespace,
+                                      owners: recordedOwners)
         let layerPath = add.staging + "/layer"
-        let fd = open(layerPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ImageError("cannot create '\(layerPath)': \(Files.errorText())") }
+        let fd = try Files.io("cannot create '\(layerPath)'") { () throws(Errno) in
+            try Sys.open(layerPath, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        }
         let written: CommitResult
         do {
             written = try LayerCommit(source).write(to: fd, compression: compression,
                                                     progress: progress.map { p in { p("writing layer", $0, $1) } })
-            close(fd)
+            Sys.close(fd)
         } catch {
-            close(fd)
-            throw ImageError("commit of '\(upper)' failed: \(error)")
+            Sys.close(fd)
+            throw UnionFSError("commit of '\(upper)' failed", wrapping: error)
         }
         let diffID = Digest(written.diffID)
         let expect = LayerExpectation(digest: written.digest.description, size: written.size, diffID: written.diffID.description)
@@ -72,7 +75,7 @@ extension ImageStore {
     /// A JSON object changed by `body`, written back canonically.
     static func edit(_ bytes: [UInt8], what: String, _ body: (inout [String: Any]) -> Void) throws -> [UInt8] {
         guard var object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw ImageError("\(what) is not a JSON object")
+            throw UnionFSError("\(what) is not a JSON object")
         }
         body(&object)
         return try json(object)

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 import UnionFS
 
 extension ImageStore {
@@ -14,7 +15,7 @@ extension ImageStore {
         defer { try? Files.removeTree(staging) }
         let flat = staging + "/rootfs"
         let empty = staging + "/empty"
-        guard mkdir(empty, 0o755) == 0 else { throw ImageError("cannot create '\(empty)': \(Files.errorText())") }
+        try Files.io("cannot create '\(empty)'") { () throws(Errno) in try Sys.mkdir(empty, 0o755) }
         for (i, (l, diff)) in zip(image.manifest.layers, image.diffIDs).enumerated() {
             let d = try Digest.parse(l.digest, what: "manifest \(image.record.manifest)")
             let stage = "layer \(i + 1)/\(image.diffIDs.count)"
@@ -22,24 +23,27 @@ extension ImageStore {
                 _ = try LayerApply.apply(tar: blobPath(d), to: flat, mode: .flatten,
                                          expect: LayerExpectation(digest: d.description, diffID: diff.description),
                                          progress: progress.map { p in { p(stage, $0, $1) } })
-            } catch { throw ImageError("\(stage): \(error)") }
+            } catch { throw UnionFSError("\(stage)", wrapping: error) }
         }
-        if !Files.exists(flat) { guard mkdir(flat, 0o755) == 0 else { throw ImageError("cannot create '\(flat)': \(Files.errorText())") } }
-        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace)
+        if !Files.exists(flat) { try Files.io("cannot create '\(flat)'") { () throws(Errno) in try Sys.mkdir(flat, 0o755) } }
+        // Flattened without root, the tree keeps owners as the store's layers do.
+        let owners: OwnerRecords = geteuid() == 0 ? .files : .overrideXattr(uid: geteuid(), gid: getegid())
+        let source = try UpperChanges(lowerdirs: [empty], upperdir: flat, xattrNamespace: xattrNamespace, owners: owners)
         let partial = out + ".partial-\(getpid())"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ImageError("cannot create '\(partial)': \(Files.errorText())") }
+        let fd = try Files.io("cannot create '\(partial)'") { () throws(Errno) in
+            try Sys.open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
         do {
             _ = try LayerCommit(source).write(to: fd, progress: progress.map { p in { p("exporting", $0, $1) } })
-            close(fd)
+            Sys.close(fd)
         } catch {
-            close(fd)
-            unlink(partial)
-            throw ImageError("export to '\(out)' failed: \(error)")
+            Sys.close(fd)
+            try? Sys.unlink(partial)
+            throw UnionFSError("export to '\(out)' failed", wrapping: error)
         }
-        guard rename(partial, out) == 0 else {
-            unlink(partial)
-            throw ImageError("cannot rename '\(partial)' to '\(out)': \(Files.errorText())")
+        do { try Sys.rename(partial, to: out) } catch {
+            try? Sys.unlink(partial)
+            throw UnionFSError.io(error, "cannot rename '\(partial)' to '\(out)': \(error)")
         }
     }
 

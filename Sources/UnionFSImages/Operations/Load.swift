@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 import UnionFS
 
 extension ImageStore {
@@ -9,20 +10,22 @@ extension ImageStore {
     /// besides the names the archive gives. Returns the records written.
     public func load(archive: String, platform: String? = nil, tag: String? = nil,
                      progress: ImageProgress? = nil) throws -> [ImageRecord] {
-        guard Files.exists(archive) else { throw ImageError("archive '\(archive)': \(Files.errorText())") }
+        do { _ = try Sys.pathStat(archive) } catch .noSuchFileOrDirectory {
+            throw UnionFSError.notFound("archive '\(archive)': \(Errno.noSuchFileOrDirectory)")
+        } catch { throw UnionFSError.io(error, "archive '\(archive)': \(error)") }
         let add = try StoreAddition(self)
         var dir = archive
         let extracted = !Files.isDirectory(archive)
         if extracted {
             progress?("reading archive", 0, 0)
             dir = add.staging + "/archive"
-            guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
+            try Files.io("cannot create '\(dir)'") { () throws(Errno) in try Sys.mkdir(dir, 0o700) }
             try ArchiveExtract.extract(archive, into: dir)
         }
         let chosen = try platform.map(Platform.parse) ?? Platform.host
         let images = try ImageSource(dir: dir, shown: archive, platform: chosen, platformGiven: platform != nil).images()
         if tag != nil && images.count > 1 {
-            throw ImageError("archive '\(archive)' holds \(images.count) images: --tag needs exactly one")
+            throw UnionFSError("archive '\(archive)' holds \(images.count) images: --tag needs exactly one")
         }
         var records: [ImageRecord] = []
         for image in images {
@@ -69,12 +72,11 @@ extension ImageStore {
 
     /// The first bytes of a file, to tell its compression.
     static func magic(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        guard let fd = try? Sys.open(path, O_RDONLY) else { return [] }
+        defer { Sys.close(fd) }
         var b = [UInt8](repeating: 0, count: 4)
-        let n = b.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) }
-        return Array(b.prefix(max(0, n)))
+        let n = (try? Errno.lift { try b.withUnsafeMutableBytes { try Sys.read(fd, $0) } }) ?? 0
+        return Array(b.prefix(n))
     }
 
     /// Canonical JSON bytes: sorted keys, no escaped slashes, so the same document always has

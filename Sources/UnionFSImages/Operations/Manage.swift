@@ -61,7 +61,7 @@ extension ImageStore {
         let (home, record) = try locate(ref)
         let image = try home.stored(record)
         let chains = image.chainIDs
-        guard !chains.isEmpty else { throw ImageError("image '\(ref)' has no layers") }
+        guard !chains.isEmpty else { throw UnionFSError("image '\(ref)' has no layers") }
         var locks: [FileLock] = []
         var dirs: [String] = []
         for c in chains {
@@ -98,7 +98,7 @@ extension ImageStore {
         for name in Files.list(root + "/blobs/sha256") {
             guard let d = Digest("sha256:" + name), !usedBlobs.contains(d) else { continue }
             result.bytes += Files.size(blobPath(d)) ?? 0
-            unlink(blobPath(d))
+            try? Sys.unlink(blobPath(d))
             result.blobs += 1
         }
         // Staging of operations that died (their store lock is gone: we hold it exclusively).

@@ -20,17 +20,17 @@ extension ImageStore {
         let staging = try Files.makeTemporaryDirectory(in: tmp, prefix: "save")
         defer { try? Files.removeTree(staging) }
         let partial = out + ".partial-\(getpid())"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ImageError("cannot create '\(partial)': \(Files.errorText())") }
+        let fd = try Files.io("cannot create '\(partial)'") { () throws(Errno) in
+            try Sys.open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
         do {
             let tar = try archiveWrite { () throws(Errno) in try TarFile(fd: fd) }
             var bytes: Int64 = 0
             var files = 0
             func add(_ name: String, path: String) throws {
-                guard let size = Files.size(path) else { throw ImageError("'\(path)': \(Files.errorText())") }
-                let src = open(path, O_RDONLY | O_CLOEXEC)
-                guard src >= 0 else { throw ImageError("'\(path)': \(Files.errorText())") }
-                defer { close(src) }
+                let src = try Files.io("'\(path)'") { () throws(Errno) in try Sys.open(path, O_RDONLY) }
+                defer { Sys.close(src) }
+                let size = try Files.io("'\(path)'") { () throws(Errno) in Int64(try Sys.fstat(src).st_size) }
                 files += 1
                 try archiveWrite { () throws(Errno) in try tar.addFile(name, from: src, size: size) { n in
                     bytes += Int64(n)
@@ -57,7 +57,7 @@ extension ImageStore {
                 let blobs = [image.record.manifest, image.record.config]
                     + (try image.manifest.layers.map { try Digest.parse($0.digest, what: "manifest \(image.record.manifest)") })
                 for d in blobs where seen.insert(d).inserted {
-                    guard hasBlob(d) else { throw ImageError("blob \(d) of '\(ref)' is missing from the store") }
+                    guard hasBlob(d) else { throw UnionFSError.notFound("blob \(d) of '\(ref)' is missing from the store") }
                     try add("blobs/sha256/" + d.hex, path: blobPath(d))
                 }
             case .dockerArchive:
@@ -70,15 +70,16 @@ extension ImageStore {
                     if layerNames.dropLast().contains(name) { continue }
                     // Layers go in uncompressed, their digest then being the diffID.
                     let plain = staging + "/" + name
-                    let pfd = open(plain, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                    guard pfd >= 0 else { throw ImageError("cannot create '\(plain)': \(Files.errorText())") }
+                    let pfd = try Files.io("cannot create '\(plain)'") { () throws(Errno) in
+                        try Sys.open(plain, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+                    }
                     do {
                         _ = try LayerBlob.check(path: blobPath(d), expect: LayerExpectation(digest: d.description, diffID: diff.description),
                                                 uncompressedTo: pfd)
-                        close(pfd)
-                    } catch { close(pfd); throw error }
+                        Sys.close(pfd)
+                    } catch { Sys.close(pfd); throw error }
                     try add(name, path: plain)
-                    unlink(plain)
+                    try? Sys.unlink(plain)
                 }
                 try add(configName, path: blobPath(image.record.config))
                 var entry: [String: Any] = ["Config": configName, "Layers": layerNames]
@@ -86,22 +87,21 @@ extension ImageStore {
                 try addBytes("manifest.json", try Self.json([entry]))
             }
             try archiveWrite { () throws(Errno) in try tar.close() }
-            guard fsync(fd) == 0 else { throw ImageError("syncing '\(partial)': \(Files.errorText())") }
-            close(fd)
+            try Files.io("syncing '\(partial)'") { () throws(Errno) in try Sys.fsync(fd) }
+            Sys.close(fd)
         } catch {
-            close(fd)
-            unlink(partial)
+            Sys.close(fd)
+            try? Sys.unlink(partial)
             throw error
         }
-        guard rename(partial, out) == 0 else {
-            let e = Files.errorText()
-            unlink(partial)
-            throw ImageError("cannot rename '\(partial)' to '\(out)': \(e)")
+        do { try Sys.rename(partial, to: out) } catch {
+            try? Sys.unlink(partial)
+            throw UnionFSError.io(error, "cannot rename '\(partial)' to '\(out)': \(error)")
         }
     }
 }
 
 /// Runs a body that throws `Errno`, turning its error into one that says what failed.
 func archiveWrite<R>(_ body: () throws(Errno) -> R) throws -> R {
-    do { return try body() } catch { throw ImageError("writing the archive: \(error)") }
+    do { return try body() } catch { throw UnionFSError("writing the archive", wrapping: error) }
 }

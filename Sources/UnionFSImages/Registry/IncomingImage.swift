@@ -46,19 +46,19 @@ public final class IncomingImage: @unchecked Sendable {
         let manifest = try decode(ImageManifest.self, manifestBytes, what: what)
         configDigest = try Digest.parse(manifest.config.digest, what: "\(what) config")
         guard Digest.of(configBytes) == configDigest, Int64(configBytes.count) == manifest.config.size else {
-            throw ImageError("config \(configDigest): the registry sent \(configBytes.count) bytes with digest \(Digest.of(configBytes)), the manifest says \(manifest.config.size) bytes")
+            throw UnionFSError("config \(configDigest): the registry sent \(configBytes.count) bytes with digest \(Digest.of(configBytes)), the manifest says \(manifest.config.size) bytes")
         }
         let config = try decode(ConfigSummary.self, configBytes, what: "config \(configDigest)")
         guard config.rootfs.diff_ids.count == manifest.layers.count else {
-            throw ImageError("\(what): \(manifest.layers.count) layers but its config lists \(config.rootfs.diff_ids.count) diff_ids")
+            throw UnionFSError("\(what): \(manifest.layers.count) layers but its config lists \(config.rootfs.diff_ids.count) diff_ids")
         }
         var out: [Layer] = []
         var parent: Digest? = nil
         for (i, (l, diff)) in zip(manifest.layers, config.rootfs.diff_ids).enumerated() {
             let d = try Digest.parse(l.digest, what: "\(what) layer \(i + 1)")
             let type = l.mediaType ?? ""
-            guard MediaType.isLayer(type) else { throw ImageError("layer \(d): unsupported media type '\(type)'") }
-            guard l.size >= 0, l.size <= ImageSource.layerLimit else { throw ImageError("layer \(d): absurd size \(l.size)") }
+            guard MediaType.isLayer(type) else { throw UnionFSError("layer \(d): unsupported media type '\(type)'") }
+            guard l.size >= 0, l.size <= ImageSource.layerLimit else { throw UnionFSError("layer \(d): absurd size \(l.size)") }
             let diffID = try Digest.parse(diff, what: "config \(configDigest) diff_ids")
             let chain = Digest.chain(parent: parent, diffID: diffID)
             out.append(Layer(index: i, digest: d, size: l.size, diffID: diffID, chain: chain, mediaType: type, parent: parent))
@@ -104,7 +104,7 @@ public final class IncomingImage: @unchecked Sendable {
     /// Writes the manifest, config and image records once every layer is in.
     public func finish(names: [String]) throws -> [ImageRecord] {
         for l in layers where !store.hasLayer(l.chain) {
-            throw ImageError("layer \(l.index + 1) (\(l.digest)) did not arrive")
+            throw UnionFSError("layer \(l.index + 1) (\(l.digest)) did not arrive")
         }
         _ = try store.putBlob(configBytes)
         _ = try store.putBlob(manifestBytes)

@@ -36,18 +36,23 @@ public final class LayerReceiver: @unchecked Sendable {
         blobPath = image.staging + "/\(layer.index)-" + layer.digest.hex
         fifoPath = blobPath + ".fifo"
         signal(SIGPIPE, SIG_IGN)  // a stopped unpacker shows as EPIPE, not a killed process
-        guard mkfifo(fifoPath, 0o600) == 0 else { throw ImageError("cannot create '\(fifoPath)': \(Files.errorText())") }
+        do { try Sys.mkfifo(fifoPath, 0o600) } catch {
+            throw UnionFSError.io(error, "cannot create '\(fifoPath)': \(error)")
+        }
         // Opened here, read end first (non-blocking, so neither open waits for the other); the
         // read end stays open until the unpacker is done, so the unpacker's own open never waits.
-        let readFd = open(fifoPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard readFd >= 0 else { throw ImageError("cannot open '\(fifoPath)': \(Files.errorText())") }
-        writeFd = open(fifoPath, O_WRONLY | O_CLOEXEC)
-        guard writeFd >= 0 else { close(readFd); throw ImageError("cannot open '\(fifoPath)': \(Files.errorText())") }
+        let readFd: Int32
+        do { readFd = try Sys.open(fifoPath, O_RDONLY | O_NONBLOCK) } catch {
+            throw UnionFSError.io(error, "cannot open '\(fifoPath)': \(error)")
+        }
+        do { writeFd = try Sys.open(fifoPath, O_WRONLY) } catch {
+            Sys.close(readFd)
+            throw UnionFSError.io(error, "cannot open '\(fifoPath)': \(error)")
+        }
         _ = fcntl(writeFd, 1031, Self.fifoSize)  // F_SETPIPE_SZ (not exported by Glibc)
-        blobFd = open(blobPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard blobFd >= 0 else {
-            close(readFd); close(writeFd)
-            throw ImageError("cannot create '\(blobPath)': \(Files.errorText())")
+        do { blobFd = try Sys.open(blobPath, O_WRONLY | O_CREAT | O_EXCL, 0o644) } catch {
+            Sys.close(readFd); Sys.close(writeFd)
+            throw UnionFSError.io(error, "cannot create '\(blobPath)': \(error)")
         }
         let store = image.store
         let expect = LayerExpectation(digest: layer.digest.description, size: layer.size, diffID: layer.diffID.description)
@@ -64,10 +69,10 @@ public final class LayerReceiver: @unchecked Sendable {
                                                  beforeRecord: { try self.landBlob() })
                 } catch let e as ConfigurationError {
                     // The FIFO's path means nothing to the user: name the blob.
-                    throw ImageError(e.message.replacingOccurrences(of: "layer '\(fifo)'", with: "blob \(digest)"))
+                    throw UnionFSError(e.kind, e.message.replacingOccurrences(of: "layer '\(fifo)'", with: "blob \(digest)"))
                 }
             }
-            close(readFd)  // from here a writer gets EPIPE instead of waiting
+            Sys.close(readFd)  // from here a writer gets EPIPE instead of waiting
             outcome = result
             done.signal()
         }
@@ -80,15 +85,17 @@ public final class LayerReceiver: @unchecked Sendable {
     /// Takes the next bytes of the blob. Throws the unpacker's error when it stopped early (a
     /// hostile name, a corrupt stream).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var e = writeAll(blobFd, bytes)
-        guard e == 0 else { throw ImageError("writing '\(blobPath)': \(Files.errorText(e))") }
-        e = writeAll(writeFd, bytes)
-        if e == EPIPE {
-            // The unpacker has stopped; its reason is the one to give.
-            waitForUnpacker()
-            if case .failure(let error)? = outcome { throw error }
+        do { try Sys.writeAll(blobFd, bytes) } catch {
+            throw UnionFSError.io(error, "writing '\(blobPath)': \(error)")
         }
-        guard e == 0 else { throw ImageError("writing to the unpacker of \(layer.digest): \(Files.errorText(e))") }
+        do { try Sys.writeAll(writeFd, bytes) } catch {
+            if error == .brokenPipe {
+                // The unpacker has stopped; its reason is the one to give.
+                waitForUnpacker()
+                if case .failure(let reason)? = outcome { throw reason }
+            }
+            throw UnionFSError.io(error, "writing to the unpacker of \(layer.digest): \(error)")
+        }
         received += Int64(bytes.count)
     }
 
@@ -96,7 +103,7 @@ public final class LayerReceiver: @unchecked Sendable {
     /// is complete (and kept, whatever happens to the rest of the pull) when this returns.
     public func finish() throws {
         ended = true
-        close(writeFd)
+        Sys.close(writeFd)
         writeFd = -1
         waitForUnpacker()
         defer { cleanUp() }
@@ -109,8 +116,8 @@ public final class LayerReceiver: @unchecked Sendable {
     /// Syncs the checked blob and lands it in the store's blobs. Called on the unpacker's thread
     /// after the writer has closed the FIFO, so nothing writes to `blobFd` any more.
     private func landBlob() throws {
-        guard fsync(blobFd) == 0 else { throw ImageError("syncing '\(blobPath)': \(Files.errorText())") }
-        close(blobFd)
+        do { try Sys.fsync(blobFd) } catch { throw UnionFSError.io(error, "syncing '\(blobPath)': \(error)") }
+        Sys.close(blobFd)
         blobFd = -1
         try image.store.landBlob(staged: blobPath, digest: layer.digest)
     }
@@ -119,7 +126,7 @@ public final class LayerReceiver: @unchecked Sendable {
     /// removes what it staged.
     public func abandon() {
         ended = true
-        if writeFd >= 0 { close(writeFd); writeFd = -1 }
+        if writeFd >= 0 { Sys.close(writeFd); writeFd = -1 }
         waitForUnpacker()
         cleanUp()
     }
@@ -131,22 +138,10 @@ public final class LayerReceiver: @unchecked Sendable {
     }
 
     private func cleanUp() {
-        if blobFd >= 0 { close(blobFd); blobFd = -1 }
-        unlink(blobPath)
-        unlink(fifoPath)
+        if blobFd >= 0 { Sys.close(blobFd); blobFd = -1 }
+        try? Sys.unlink(blobPath)
+        try? Sys.unlink(fifoPath)
         lock?.release()
         lock = nil
-    }
-
-    /// Writes all of `bytes`: 0, or the errno that stopped it.
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n == 0 ? EIO : errno }
-            done += n
-        }
-        return 0
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import UnionFS
 
 /// What a registry answered for a manifest reference, read as far as choosing what to fetch next:
 /// an index (a manifest list) to pick the platform's manifest from, or an image manifest.
@@ -23,31 +24,31 @@ public enum ManifestDocument: Sendable {
         let known = header.flatMap { MediaType.isIndex($0) || MediaType.isManifest($0) ? $0 : nil }
         let type = probe.mediaType ?? known ?? (probe.manifests != nil ? MediaType.ociIndex : MediaType.ociManifest)
         if let inner = probe.mediaType, let known, inner != known {
-            throw ImageError("\(what): media type '\(inner)' differs from the registry's '\(known)'")
+            throw UnionFSError("\(what): media type '\(inner)' differs from the registry's '\(known)'")
         }
         if probe.schemaVersion == 1 {
-            throw ImageError("\(what): Docker schema 1 manifests are not supported (push the image again with a current tool)")
+            throw UnionFSError("\(what): Docker schema 1 manifests are not supported (push the image again with a current tool)")
         }
         if MediaType.isIndex(type) {
             let index = try decode(ImageIndex.self, bytes, what: what)
             let given = platform != nil
             let chosen = try platform.map(Platform.parse) ?? Platform.host
             let entries = try chosen.pick(index.manifests, in: what, given: given)
-            guard let first = entries.first else { throw ImageError("\(what) lists no image") }
+            guard let first = entries.first else { throw UnionFSError.corrupt("\(what) lists no image") }
             guard entries.count == 1 || index.manifests.count == 1 else {
-                throw ImageError("\(what) lists \(entries.count) images without platforms: cannot choose one")
+                throw UnionFSError("\(what) lists \(entries.count) images without platforms: cannot choose one")
             }
             if let t = first.mediaType, !MediaType.isManifest(t) {
-                throw ImageError("\(what): entry \(first.digest) has unsupported media type '\(t)'")
+                throw UnionFSError("\(what): entry \(first.digest) has unsupported media type '\(t)'")
             }
             return .index(chosen: try Digest.parse(first.digest, what: what), mediaType: first.mediaType)
         }
-        guard MediaType.isManifest(type) else { throw ImageError("\(what): unsupported media type '\(type)'") }
+        guard MediaType.isManifest(type) else { throw UnionFSError("\(what): unsupported media type '\(type)'") }
         let manifest = try decode(ImageManifest.self, bytes, what: what)
         let configType = manifest.config.mediaType ?? MediaType.ociConfig
-        guard MediaType.isConfig(configType) else { throw ImageError("\(what): unsupported config media type '\(configType)'") }
+        guard MediaType.isConfig(configType) else { throw UnionFSError("\(what): unsupported config media type '\(configType)'") }
         guard manifest.config.size >= 0, manifest.config.size <= ImageSource.jsonLimit else {
-            throw ImageError("\(what): absurd config size \(manifest.config.size)")
+            throw UnionFSError("\(what): absurd config size \(manifest.config.size)")
         }
         return .manifest(config: try Digest.parse(manifest.config.digest, what: "\(what) config"), configSize: manifest.config.size)
     }

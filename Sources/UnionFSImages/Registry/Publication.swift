@@ -25,9 +25,9 @@ extension ImageStore {
         func blob(_ d: Digest, declared: Int64, what: String) throws -> Publication.Blob {
             let holder = ([home, self] + additionalStores).first { $0.hasBlob(d) }
             guard let holder, let size = Files.size(holder.blobPath(d)) else {
-                throw ImageError("\(what) \(d) of '\(ref)' is not kept in the store: it cannot be pushed (load or pull the image again)")
+                throw UnionFSError("\(what) \(d) of '\(ref)' is not kept in the store: it cannot be pushed (load or pull the image again)")
             }
-            guard size == declared else { throw ImageError("store blob \(d) (\(what)) is \(size) bytes, its manifest says \(declared)") }
+            guard size == declared else { throw UnionFSError("store blob \(d) (\(what)) is \(size) bytes, its manifest says \(declared)") }
             return Publication.Blob(digest: d, size: size, path: holder.blobPath(d))
         }
         let config = try blob(record.config, declared: image.manifest.config.size, what: "config")

@@ -1,118 +1,118 @@
 import Crypto
 import Glibc
+import SystemPackage
 import UnionFS
 
 /// File operations for the store and archives: whole small files, atomic replacement, trees.
-/// Nothing here is on a hot path; everything names the path in its error.
-enum Files {
-    static func errorText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
-
+/// Nothing here is on a hot path; every call goes through the core's syscall layer (`Sys`) and
+/// every error names the path and keeps its errno (`UnionFSError.Kind.io`).
+package enum Files {
     static func exists(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0
+        (try? Sys.pathStat(path)) != nil
     }
 
     static func isDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        guard let st = try? Sys.pathStat(path, follow: true) else { return false }
+        return st.st_mode & S_IFMT == S_IFDIR
     }
 
     static func isRegularFile(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
+        guard let st = try? Sys.pathStat(path) else { return false }
+        return st.st_mode & S_IFMT == S_IFREG
     }
 
     /// Whether this process may create files in the directory `path` (false on a read-only
     /// filesystem, whatever the permissions say).
     static func isWritableDirectory(_ path: String) -> Bool {
-        var fs = statvfs()
-        if statvfs(path, &fs) == 0 && fs.f_flag & 1 != 0 { return false }  // ST_RDONLY
-        return access(path, W_OK) == 0
+        if let fs = try? Sys.pathStatvfs(path), fs.f_flag & 1 != 0 { return false }  // ST_RDONLY
+        return Sys.access(path, W_OK)
     }
 
     static func size(_ path: String) -> Int64? {
-        var st = stat()
-        return lstat(path, &st) == 0 ? Int64(st.st_size) : nil
+        (try? Sys.pathStat(path)).map { Int64($0.st_size) }
+    }
+
+    /// Runs one syscall wrapper; its `Errno` becomes an I/O error whose message starts with
+    /// `context` (a path, quoted, or what was being done).
+    static func io<R>(_ context: @autoclosure () -> String, _ body: () throws(Errno) -> R) throws(UnionFSError) -> R {
+        do { return try body() } catch { throw .io(error, "\(context()): \(error)") }
     }
 
     /// Makes `path` and its missing parents.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(UnionFSError) {
         if isDirectory(path) { return }
         var prefix = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             prefix += "/" + part
-            if mkdir(prefix, mode) != 0 && errno != EEXIST {
-                throw ImageError("cannot create '\(prefix)': \(errorText())")
+            do { try Sys.mkdir(prefix, mode) } catch .fileExists {} catch {
+                throw .io(error, "cannot create '\(prefix)': \(error)")
             }
         }
     }
 
     /// Reads a whole file of at most `limit` bytes: a JSON document, never a layer.
-    static func readFile(_ path: String, limit: Int = 16 << 20, what: String? = nil) throws -> [UInt8] {
+    static func readFile(_ path: String, limit: Int = 16 << 20, what: String? = nil) throws(UnionFSError) -> [UInt8] {
         let name = what ?? "'\(path)'"
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw ImageError("\(name): \(errorText())") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw ImageError("\(name) is not a regular file") }
-        guard st.st_size <= limit else { throw ImageError("\(name) is \(st.st_size) bytes, more than the \(limit) allowed") }
-        var out = [UInt8](repeating: 0, count: Int(st.st_size))
-        var done = 0
-        while done < out.count {
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ImageError("\(name): short read") }
-            done += n
-        }
-        return out
+        let fd: Int32
+        do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch .noSuchFileOrDirectory {
+            throw .notFound("\(name): \(Errno.noSuchFileOrDirectory)")
+        } catch { throw .io(error, "\(name): \(error)") }
+        defer { Sys.close(fd) }
+        let st: stat
+        do { st = try Sys.fstat(fd) } catch { throw .io(error, "\(name): \(error)") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw UnionFSError("\(name) is not a regular file") }
+        guard st.st_size <= limit else { throw UnionFSError("\(name) is \(st.st_size) bytes, more than the \(limit) allowed") }
+        do { return try Sys.readAll(fd, limit: limit) } catch .fileTooLarge {
+            throw UnionFSError("\(name) is more than the \(limit) bytes allowed")
+        } catch { throw .io(error, "\(name): \(error)") }
     }
 
     /// Writes `bytes` to `fd`, all of them.
-    static func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ImageError("writing '\(path)': \(errorText())") }
-            done += n
+    static func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(UnionFSError) {
+        do { try Errno.lift { try bytes.withUnsafeBytes { try Sys.writeAll(fd, $0) } } } catch {
+            throw .io(error, "writing '\(path)': \(error)")
         }
     }
 
     /// Replaces `path` with `bytes` atomically: a temporary file beside it, synced, renamed.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(UnionFSError) {
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ImageError("cannot create '\(tmp)': \(errorText())") }
-        do {
+        let fd: Int32
+        do { fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode) } catch {
+            throw .io(error, "cannot create '\(tmp)': \(error)")
+        }
+        do throws(UnionFSError) {
             try write(fd, bytes, path: tmp)
-            guard fsync(fd) == 0 else { throw ImageError("syncing '\(tmp)': \(errorText())") }
-            close(fd)
+            try io("syncing '\(tmp)'") { () throws(Errno) in try Sys.fsync(fd) }
+            Sys.close(fd)
         } catch {
-            close(fd)
-            unlink(tmp)
+            Sys.close(fd)
+            try? Sys.unlink(tmp)
             throw error
         }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            unlink(tmp)
-            throw ImageError("cannot rename '\(tmp)' to '\(path)': \(errorText(e))")
+        do { try Sys.rename(tmp, to: path) } catch {
+            try? Sys.unlink(tmp)
+            throw .io(error, "cannot rename '\(tmp)' to '\(path)': \(error)")
         }
     }
 
     /// Copies `from` to a new file `to`, hashing the bytes: the digest of what was copied.
-    static func copy(_ from: String, to: String) throws -> Digest {
-        let src = open(from, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { throw ImageError("'\(from)': \(errorText())") }
-        defer { close(src) }
-        let dst = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard dst >= 0 else { throw ImageError("cannot create '\(to)': \(errorText())") }
-        defer { close(dst) }
+    static func copy(_ from: String, to: String) throws(UnionFSError) -> Digest {
+        let src: Int32
+        do { src = try Sys.open(from, O_RDONLY) } catch { throw .io(error, "'\(from)': \(error)") }
+        defer { Sys.close(src) }
+        let dst: Int32
+        do { dst = try Sys.open(to, O_WRONLY | O_CREAT | O_EXCL, 0o644) } catch {
+            throw .io(error, "cannot create '\(to)': \(error)")
+        }
+        defer { Sys.close(dst) }
         var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 1 << 17)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(src, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw ImageError("reading '\(from)': \(errorText())") }
+            let n: Int
+            do { n = try Errno.lift { try buffer.withUnsafeMutableBytes { try Sys.read(src, $0) } } } catch {
+                throw .io(error, "reading '\(from)': \(error)")
+            }
             if n == 0 { break }
             let chunk = Array(buffer[0..<n])
             hasher.update(data: chunk)
@@ -123,40 +123,32 @@ enum Files {
 
     /// The names in a directory, without "." and "..", sorted; empty when it does not exist.
     static func list(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: &e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        ((try? Sys.entryNames(path)) ?? []).sorted()
     }
 
     /// Removes `path` and everything below it, never following symlinks; absent is fine.
-    static func removeTree(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if st.st_mode & S_IFMT == S_IFDIR {
+    static func removeTree(_ path: String) throws(UnionFSError) {
+        guard let st = try? Sys.pathStat(path) else { return }
+        let isDirectory = st.st_mode & S_IFMT == S_IFDIR
+        if isDirectory {
             for name in list(path) { try removeTree(path + "/" + name) }
-            guard rmdir(path) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(path)': \(errorText())") }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(path)': \(errorText())") }
+        }
+        do { try Sys.unlink(path, directory: isDirectory) } catch .noSuchFileOrDirectory {} catch {
+            throw .io(error, "cannot remove '\(path)': \(error)")
         }
     }
 
     /// Bytes of regular-file data below `path` (what `image ls` reports as a layer's size).
     static func treeSize(_ path: String) -> Int64 {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return 0 }
+        guard let st = try? Sys.pathStat(path) else { return 0 }
         guard st.st_mode & S_IFMT == S_IFDIR else { return st.st_mode & S_IFMT == S_IFREG ? Int64(st.st_size) : 0 }
         return list(path).reduce(0) { $0 + treeSize(path + "/" + $1) }
     }
 
     /// A fresh directory under `parent` named `prefix-PID-RANDOM`.
-    static func makeTemporaryDirectory(in parent: String, prefix: String) throws -> String {
+    static func makeTemporaryDirectory(in parent: String, prefix: String) throws(UnionFSError) -> String {
         let path = parent + "/\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(path, 0o700) == 0 else { throw ImageError("cannot create '\(path)': \(errorText())") }
+        do { try Sys.mkdir(path, 0o700) } catch { throw .io(error, "cannot create '\(path)': \(error)") }
         return path
     }
 }

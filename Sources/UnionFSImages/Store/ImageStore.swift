@@ -39,9 +39,10 @@ public final class ImageStore: @unchecked Sendable {
     public let xattrNamespace: XattrNamespace
 
     /// The default root: /var/lib/unionfs-swift for root, else $XDG_DATA_HOME/unionfs-swift
-    /// (~/.local/share/unionfs-swift).
+    /// (~/.local/share/unionfs-swift). Root of a user namespace (`podman unshare`, `unshare -Ur`)
+    /// is the user who made it, and uses that user's store, as containers/storage does.
     public static var defaultRoot: String {
-        if geteuid() == 0 { return "/var/lib/unionfs-swift" }
+        if geteuid() == 0 && Privilege.current.initialUserNamespace { return "/var/lib/unionfs-swift" }
         if let xdg = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") {
             return xdg + "/unionfs-swift"
         }
@@ -59,7 +60,7 @@ public final class ImageStore: @unchecked Sendable {
         self.root = r
         let existing = Files.isRegularFile(r + "/store.json")
         self.readOnly = readOnly || (existing && !Files.isWritableDirectory(r))
-        if readOnly && !existing { throw ImageError("store '\(r)' does not exist (no store.json)") }
+        if readOnly && !existing { throw UnionFSError.notFound("store '\(r)' does not exist (no store.json)") }
         if !self.readOnly {
             for dir in ["layers", "locks", "blobs/sha256", "images", "tmp"] {
                 try Files.makeDirectories(r + "/" + dir, mode: 0o700)
@@ -72,7 +73,7 @@ public final class ImageStore: @unchecked Sendable {
         if Files.exists(settingsPath) {
             let s = try decode(Settings.self, try Files.readFile(settingsPath), what: "store '\(r)': store.json")
             guard let ns = XattrNamespace(rawValue: s.xattrNamespace), [nil, "device", "oci"].contains(s.whiteouts) else {
-                throw ImageError("store '\(r)': store.json has unknown settings")
+                throw UnionFSError("store '\(r)': store.json has unknown settings")
             }
             xattrNamespace = ns
             ociWhiteouts = s.whiteouts == "oci"
@@ -100,9 +101,16 @@ public final class ImageStore: @unchecked Sendable {
     public func addAdditionalStore(_ path: String) throws {
         let other = try ImageStore(root: path, readOnly: true)
         guard other.ociWhiteouts == ociWhiteouts, other.xattrNamespace == xattrNamespace else {
-            throw ImageError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
+            throw UnionFSError("additional store '\(path)' keeps whiteouts as \(other.ociWhiteouts ? "OCI files" : "devices") with \(other.xattrNamespace.rawValue) xattrs, unlike the store '\(root)': its layers cannot be mixed")
         }
         additionalStores.append(other)
+    }
+
+    /// Where this store's layers (and uppers mounted over them by `image mount`, which then
+    /// sets `xattr_permissions=2`) keep owners and modes: in `user.containers.override_stat`
+    /// when the store was made without root, which cannot chown.
+    public var recordedOwners: OwnerRecords {
+        ociWhiteouts ? .overrideXattr(uid: geteuid(), gid: getegid()) : .files
     }
 
     /// How layers are unpacked into this store.
@@ -119,8 +127,8 @@ public final class ImageStore: @unchecked Sendable {
 
     /// The store-wide lock: shared while adding, exclusive while removing. A read-only store
     /// takes none, and cannot be changed.
-    func storeLock(exclusive: Bool) throws -> FileLock {
-        guard !readOnly else { throw ImageError("store '\(root)' is read-only: it can be mounted from, not changed") }
+    func storeLock(exclusive: Bool) throws(UnionFSError) -> FileLock {
+        guard !readOnly else { throw UnionFSError("store '\(root)' is read-only: it can be mounted from, not changed") }
         return try FileLock(root + "/store.lock", exclusive: exclusive)!
     }
 
@@ -128,24 +136,24 @@ public final class ImageStore: @unchecked Sendable {
 
     func hasBlob(_ d: Digest) -> Bool { Files.isRegularFile(blobPath(d)) }
 
-    func readBlob(_ d: Digest, what: String) throws -> [UInt8] {
+    func readBlob(_ d: Digest, what: String) throws(UnionFSError) -> [UInt8] {
         let bytes = try Files.readFile(blobPath(d), what: "\(what) \(d)")
-        guard Digest.of(bytes) == d else { throw ImageError("store blob \(d) (\(what)) is damaged: its digest differs") }
+        guard Digest.of(bytes) == d else { throw UnionFSError.corrupt("store blob \(d) (\(what)) is damaged: its digest differs") }
         return bytes
     }
 
     /// Stores small verified bytes as a blob (atomic, idempotent).
-    func putBlob(_ bytes: [UInt8]) throws -> Digest {
+    func putBlob(_ bytes: [UInt8]) throws(UnionFSError) -> Digest {
         let d = Digest.of(bytes)
         if !hasBlob(d) { try Files.writeAtomically(blobPath(d), bytes) }
         return d
     }
 
     /// Moves a staged file whose digest was checked into the blobs.
-    func landBlob(staged: String, digest: Digest) throws {
-        if hasBlob(digest) { unlink(staged); return }
-        guard rename(staged, blobPath(digest)) == 0 else {
-            throw ImageError("cannot store blob \(digest): \(Files.errorText())")
+    func landBlob(staged: String, digest: Digest) throws(UnionFSError) {
+        if hasBlob(digest) { try? Sys.unlink(staged); return }
+        do { try Sys.rename(staged, to: blobPath(digest)) } catch {
+            throw .io(error, "cannot store blob \(digest): \(error)")
         }
     }
 
@@ -163,11 +171,11 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Takes shared locks on the layers of a chain, failing when one is missing: what a mount
     /// holds for its lifetime so that prune leaves its lowers alone.
-    func useLayers(_ chains: [Digest]) throws -> [FileLock] {
+    func useLayers(_ chains: [Digest]) throws(UnionFSError) -> [FileLock] {
         var locks: [FileLock] = []
         for c in chains {
             if !readOnly { locks.append(try FileLock(layerLockPath(c), exclusive: false)!) }
-            guard isComplete(c) else { throw ImageError("layer \(c) is missing from the store '\(root)'") }
+            guard isComplete(c) else { throw UnionFSError.notFound("layer \(c) is missing from the store '\(root)'") }
         }
         return locks
     }
@@ -193,20 +201,24 @@ public final class ImageStore: @unchecked Sendable {
         }
     }
 
-    func putRecord(_ r: ImageRecord) throws {
+    func putRecord(_ r: ImageRecord) throws(UnionFSError) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try Files.writeAtomically(recordPath(key: r.name ?? r.config.description), Array(try enc.encode(r)))
+        let bytes: Data
+        do { bytes = try enc.encode(r) } catch { throw UnionFSError("image record of '\(r.name ?? r.config.description)': \(error)") }
+        try Files.writeAtomically(recordPath(key: r.name ?? r.config.description), Array(bytes))
     }
 
-    func removeRecord(_ r: ImageRecord) throws {
+    func removeRecord(_ r: ImageRecord) throws(UnionFSError) {
         let p = recordPath(key: r.name ?? r.config.description)
-        guard unlink(p) == 0 || errno == ENOENT else { throw ImageError("cannot remove '\(p)': \(Files.errorText())") }
+        do { try Sys.unlink(p) } catch .noSuchFileOrDirectory {} catch {
+            throw UnionFSError.io(error, "cannot remove '\(p)': \(error)")
+        }
     }
 
     /// Finds the image a reference means, in this store and then the additional ones; the
     /// store returned holds its record and documents.
-    func locate(_ ref: String) throws -> (ImageStore, ImageRecord) {
+    func locate(_ ref: String) throws(UnionFSError) -> (ImageStore, ImageRecord) {
         do { return (self, try resolve(ref)) } catch {
             for other in additionalStores { if let r = try? other.resolve(ref) { return (other, r) } }
             throw error
@@ -215,7 +227,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Finds the image a reference means: a name (`repo` means `repo:latest`, `localhost/` may
     /// be left out), or an ID (the config digest, `sha256:` optional, any unique prefix of 4+).
-    public func resolve(_ ref: String) throws -> ImageRecord {
+    public func resolve(_ ref: String) throws(UnionFSError) -> ImageRecord {
         let all = records()
         let n = normalizedName(ref)
         // Short names as registries expand them (`alpine` is `docker.io/library/alpine:latest`).
@@ -226,18 +238,19 @@ public final class ImageStore: @unchecked Sendable {
         if hex.count >= 4, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
             let hits = all.filter { $0.config.hex.hasPrefix(hex) }
             if Set(hits.map(\.config)).count == 1 { return hits[0] }
-            if hits.count > 1 { throw ImageError("image ID '\(ref)' is ambiguous: give more digits") }
+            if hits.count > 1 { throw UnionFSError("image ID '\(ref)' is ambiguous: give more digits") }
         }
-        throw ImageError("image '\(ref)' is not in the store '\(root)'")
+        throw UnionFSError.notFound("image '\(ref)' is not in the store '\(root)'")
     }
 
     /// The image's manifest and config, read from the blobs.
-    func stored(_ record: ImageRecord) throws -> StoredImage {
+    func stored(_ record: ImageRecord) throws(UnionFSError) -> StoredImage {
         let manifestBytes = try readBlob(record.manifest, what: "manifest")
         let manifest = try decode(ImageManifest.self, manifestBytes, what: "manifest \(record.manifest)")
         let configBytes = try readBlob(record.config, what: "config")
         let config = try decode(ConfigSummary.self, configBytes, what: "config \(record.config)")
-        let diffIDs = try config.rootfs.diff_ids.map { try Digest.parse($0, what: "config \(record.config)") }
+        var diffIDs: [Digest] = []
+        for d in config.rootfs.diff_ids { diffIDs.append(try Digest.parse(d, what: "config \(record.config)")) }
         return StoredImage(record: record, manifestBytes: manifestBytes, manifest: manifest,
                            configBytes: configBytes, config: config, diffIDs: diffIDs)
     }
@@ -267,9 +280,9 @@ func normalizedName(_ ref: String) -> String {
 }
 
 /// Decodes JSON, naming the document when it does not parse.
-func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws -> T {
+func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(UnionFSError) -> T {
     do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
-        throw ImageError("\(what) does not parse: \(jsonProblem(error))")
+        throw UnionFSError.corrupt("\(what) does not parse: \(jsonProblem(error))")
     }
 }
 

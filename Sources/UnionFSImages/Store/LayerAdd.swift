@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 import UnionFS
 
 /// Progress of a long image operation: what it is doing ("layer 2/5"), entries and data bytes
@@ -68,7 +69,7 @@ final class StoreAddition {
             return
         }
         let copied = try Files.copy(path, to: staged)
-        guard copied == digest else { throw ImageError("layer blob '\(path)' changed while it was read") }
+        guard copied == digest else { throw UnionFSError("layer blob '\(path)' changed while it was read") }
         stagedBlobs.append((staged, digest))
     }
 
@@ -112,7 +113,7 @@ extension ImageStore {
                      beforeRecord: () throws -> Void = {}) throws -> LayerBlobDigests {
         let dir = layerDir(chain)
         try Files.removeTree(dir)  // a crashed unpack's leftovers: the record was never written
-        guard mkdir(dir, 0o700) == 0 else { throw ImageError("cannot create '\(dir)': \(Files.errorText())") }
+        try Files.io("cannot create '\(dir)'") { () throws(Errno) in try Sys.mkdir(dir, 0o700) }
         do {
             let result = try LayerApply.apply(tar: blob, to: diffDir(chain), mode: applyMode,
                                               expect: expect,
@@ -125,7 +126,7 @@ extension ImageStore {
             return result.digests!
         } catch let e as ConfigurationError {
             try? Files.removeTree(dir)
-            throw ImageError("\(stage): \(e.message)")
+            throw UnionFSError("\(stage): \(e.message)")
         } catch {
             try? Files.removeTree(dir)
             throw error

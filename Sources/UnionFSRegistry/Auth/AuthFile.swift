@@ -88,25 +88,10 @@ public struct AuthFiles: Sendable {
         }
         doc["auths"] = auths
         let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !dir.isEmpty && access(dir, F_OK) != 0 {
-            var prefix = ""
-            for part in dir.split(separator: "/") {
-                prefix += "/" + part
-                if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
-                    throw ImageError("cannot create '\(prefix)': \(String(cString: strerror(errno)))")
-                }
-            }
-        }
+        if !dir.isEmpty && !Sys.access(dir, F_OK) { try Files.makeDirectories(dir, mode: 0o700) }
         let bytes = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ImageError("cannot write '\(tmp)': \(String(cString: strerror(errno)))") }
-        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw ImageError("cannot write '\(path)': \(String(cString: strerror(errno)))")
-        }
+        // Credentials: readable by their owner only, replaced whole or not at all.
+        try Files.writeAtomically(path, Array(bytes), mode: 0o600)
     }
 
     static func read(_ path: String) throws -> [String: Any] {

@@ -61,18 +61,24 @@ extension Registry {
             }
             location = client.absolute(l)
         }
-        let fd = open(blob.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ImageError("'\(blob.path)': \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        let fd: Int32
+        do { fd = try Sys.open(blob.path, O_RDONLY) } catch { throw UnionFSError.io(error, "'\(blob.path)': \(error)") }
+        defer { Sys.close(fd) }
         var offset: Int64 = 0
         var url = location!
         func chunk(_ count: Int) throws -> [UInt8] {
             var bytes = [UInt8](repeating: 0, count: count)
             var done = 0
             while done < count {
-                let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw ImageError("reading '\(blob.path)': short read") }
+                let n: Int
+                do {
+                    n = try bytes.withUnsafeMutableBytes { b in
+                        try Sys.pread(fd, UnsafeMutableRawBufferPointer(rebasing: b[done...]), offset + Int64(done))
+                    }
+                } catch let e as UnionFSError { throw e } catch {
+                    throw UnionFSError("reading '\(blob.path)'", wrapping: error)
+                }
+                guard n > 0 else { throw UnionFSError("reading '\(blob.path)': short read") }
                 done += n
             }
             return bytes

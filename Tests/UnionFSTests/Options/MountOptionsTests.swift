@@ -97,6 +97,7 @@ final class MountOptionsTests: XCTestCase {
         assertRejected(["lowerdir=/l,fsync=2"], mentions: ["fsync", "2"])
         XCTAssertFalse(try MountOptions.parse(["lowerdir=/l"]).fileSystem.writebackCache, "off by default")
         XCTAssertTrue(try MountOptions.parse(["lowerdir=/l,writeback=1"]).fileSystem.writebackCache)
+        XCTAssertFalse(try MountOptions.parse(["lowerdir=/l,volatile"]).fileSystem.writebackCache, "volatile alone: off")
         assertRejected(["lowerdir=/l,writeback=yes"], mentions: ["writeback", "yes"])
         // containers/storage puts a colon before every triple.
         let m = try MountOptions.parse(["lowerdir=/l,uidmapping=:0:100000:65536:65536:1000:1,gidmapping=:0:100000:65536"])

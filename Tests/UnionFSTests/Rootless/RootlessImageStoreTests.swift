@@ -22,17 +22,7 @@ final class RootlessImageStoreTests: ImageTestCase {
     func testUserWithoutSubordinateIDsLoadsAndMountsManyOwners() throws {
         let started = Date()
         let user = try RootlessUser(subordinateIDs: false, for: self)
-        let rootfs = try makeRootfs("rootfs")
-        try shell("""
-            cd '\(rootfs)' && install -d -o 1234 -g 2345 -m 0755 srv/app && echo s > srv/app/secret && \
-            chown 1234:2345 srv/app/secret && chmod 0644 srv/app/secret && echo r > root-only && chmod 0600 root-only && \
-            cp bin/busybox bin/setuid-copy && chmod 4755 bin/setuid-copy && mkdir -m 1777 tmp && \
-            chown 65533:100 etc/greeting && mkdir -m 0555 ro-dir && echo x > ro-dir/x && chmod 0444 ro-dir/x && \
-            chown -h 7:7 bin/sh && mkfifo -m 0620 fifo && chown 5:6 fifo
-            """)
-        try podman(["import", try tar(rootfs, to: tmp + "/rootfs.tar"), "localhost/owners:latest"])
-        let archive = try podmanSave("localhost/owners:latest", format: "oci-archive")
-        chmod(tmp, 0o755); chmod(archive, 0o644)
+        let archive = try manyOwnerArchive()
 
         // Root's store and mount: the reference.
         try imageOK(["load", archive])
@@ -60,5 +50,25 @@ final class RootlessImageStoreTests: ImageTestCase {
             XCTAssertTrue(mine.contains(line), "missing '\(line)' in\n\(mine)")
         }
         print("RootlessImageStoreTests: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+    }
+}
+
+extension ImageTestCase {
+    /// `localhost/owners:latest` as an OCI archive readable by every user: the busybox rootfs
+    /// with files, directories, a symlink and a FIFO of many owners, setuid, sticky and
+    /// read-only modes.
+    func manyOwnerArchive() throws -> String {
+        let rootfs = try makeRootfs("rootfs")
+        try shell("""
+            cd '\(rootfs)' && install -d -o 1234 -g 2345 -m 0755 srv/app && echo s > srv/app/secret && \
+            chown 1234:2345 srv/app/secret && chmod 0644 srv/app/secret && echo r > root-only && chmod 0600 root-only && \
+            cp bin/busybox bin/setuid-copy && chmod 4755 bin/setuid-copy && mkdir -m 1777 tmp && \
+            chown 65533:100 etc/greeting && mkdir -m 0555 ro-dir && echo x > ro-dir/x && chmod 0444 ro-dir/x && \
+            chown -h 7:7 bin/sh && mkfifo -m 0620 fifo && chown 5:6 fifo
+            """)
+        try podman(["import", try tar(rootfs, to: tmp + "/rootfs.tar"), "localhost/owners:latest"])
+        let archive = try podmanSave("localhost/owners:latest", format: "oci-archive")
+        chmod(tmp, 0o755); chmod(archive, 0o644)
+        return archive
     }
 }

@@ -84,4 +84,22 @@ final class OverlayXattrTests: WriteTestCase {
         k.stop()
         try finishAndCompareWithKernel()
     }
+
+    /// The same rule in the `user` namespace (the kernel's `userxattr`), in process and without
+    /// root: a lower file's `user.overlay.x` is the overlay's, `user.overlay.X` set through the
+    /// mount is stored as `user.overlay.overlay.X` and read back under its own name.
+    func testUserNamespaceEscapingInProcess() throws {
+        try fx.layer("low").file("f", "f").setXattr("f", "user.overlay.x", "1").setXattr("f", "user.plain", "p")
+            .setXattr("f", "user.overlay.overlay.q", "escq")
+        let upper = try makeDir("in-upper")
+        let h = try CoreHarness(lowers: [fx.path("low")], upper: upper, work: try makeDir("in-work"), namespace: .user)
+        XCTAssertEqual(try h.xattrNames("f").get().sorted(), ["user.overlay.q", "user.plain"])
+        XCTAssertEqual(h.setxattr("f", "user.overlay.new", "v"), 0)
+        XCTAssertEqual(try h.getxattr("f", "user.overlay.new").get(), Array("v".utf8))
+        XCTAssertEqual(try h.xattrNames("f").get().sorted(), ["user.overlay.new", "user.overlay.q", "user.plain"])
+        let stored = try TreeSnapshot.xattrNames(upper + "/f").sorted()
+        XCTAssertEqual(stored, ["user.overlay.overlay.new", "user.overlay.overlay.q", "user.plain"],
+                       "copied up without user.overlay.x; the new one stored escaped")
+        XCTAssertEqual(h.setxattr("f", "trusted.overlay.opaque", "y"), EPERM, "the other namespace's marker")
+    }
 }

@@ -50,7 +50,7 @@ extension UnionFileSystem {
             node.state.withLock { s in
                 s.update(topLayer: 0) { e in
                     if let upperDir {
-                        e.layers.insert(DirLayer(layer: 0, dir: upperDir, holdsXattrWhiteouts: false), at: 0)
+                        e.layers.insert(DirectoryPart(layer: 0, dir: upperDir, holdsXattrWhiteouts: false), at: 0)
                     } else {
                         e.parentDir = upperParent
                     }
@@ -94,7 +94,7 @@ extension UnionFileSystem {
     /// Copies into `layers[0]` (the upper part of the merged directory node `dirID`) every
     /// entry only lower layers hold, recursing into merged subdirectories, then marks it opaque
     /// and removes its whiteouts.
-    private func absorbLower(_ layers: [DirLayer], id dirID: NodeID) throws(Errno) {
+    private func absorbLower(_ layers: [DirectoryPart], id dirID: NodeID) throws(Errno) {
         let upper = layers[0].dir
         for child in try stack.mergedListing(of: layers) {
             try child.name.withFileName { (c) throws(Errno) in
@@ -120,6 +120,7 @@ extension UnionFileSystem {
             }
         }
         try setOpaque(upper)
+        if stack.ociUpper { try ociRemoveWhiteouts(in: upper); return }
         var whiteouts: [Name] = []
         try Sys.forEachEntry(in: upper.fd) { e in
             if e.type == UInt8(DT_CHR) || e.type == UInt8(DT_UNKNOWN) { whiteouts.append(Name(bytes: e.name)) }

@@ -89,17 +89,14 @@ struct StagedCopy {
 
     /// Copies the xattrs of one open file or directory to another.
     private func copyXattrs(from src: borrowing Descriptor, to dst: borrowing Descriptor) throws(Errno) {
-        try withProcFDPath(src) { (srcPath) throws(Errno) in
-            try withProcFDPath(dst) { (dstPath) throws(Errno) in
-                try XattrCopy.copyAll(from: srcPath, to: dstPath, rule: stack.overlayXattrs)
-            }
-        }
+        try XattrCopy.copyAll(from: src, to: dst, rule: stack.overlayXattrs)
     }
 
     /// Copies xattrs of a symlink or special file (no readable descriptor) through
     /// `/proc/self/fd` paths of `O_PATH` descriptors.
     private func copyXattrsByPath(fromDir dir: LayerDir, _ name: borrowing FileName,
                                   to staging: LayerDir, _ temp: borrowing FileName) throws(Errno) {
-        try copyXattrs(from: try dir.openFile(name, O_PATH), to: try staging.openFile(temp, O_PATH))
+        try XattrCopy.copyAll(fromPath: try dir.openFile(name, O_PATH), toPath: try staging.openFile(temp, O_PATH),
+                              rule: stack.overlayXattrs)
     }
 }

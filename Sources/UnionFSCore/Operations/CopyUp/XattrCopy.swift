@@ -1,31 +1,50 @@
 import Glibc
 import SystemPackage
 
-/// The xattrs of a copied-up entry, of any type.
+/// The xattrs of a copied-up entry: every xattr but the overlay's own (`rule`, the one
+/// `getxattr` and `listxattr` follow), each under the name it is stored under (escaped names
+/// stay escaped). Names a filesystem refuses are skipped.
 enum XattrCopy {
-    /// Copies every xattr but the overlay's own (`rule`, the one `getxattr` and `listxattr`
-    /// follow) from one path to another, each under the name it is stored under (escaped
-    /// names stay escaped). Paths follow the last component: meant for `/proc/self/fd/N`.
-    /// Names a filesystem refuses are skipped.
-    static func copyAll(from src: UnsafePointer<CChar>, to dst: UnsafePointer<CChar>,
-                        rule: OverlayXattrs) throws(Errno) {
-        let need = (try? Sys.pathListxattr(src, UnsafeMutableRawBufferPointer(start: nil, count: 0))) ?? 0
+    /// Between two open files or directories, by descriptor.
+    static func copyAll(from src: borrowing Descriptor, to dst: borrowing Descriptor, rule: OverlayXattrs) throws(Errno) {
+        let s = src.rawValue, d = dst.rawValue
+        try copyAll(rule: rule,
+                    list: { (b) throws(Errno) in try Sys.flistxattr(s, b) },
+                    get: { (n, b) throws(Errno) in try Sys.fgetxattr(s, n, b) },
+                    set: { (n, v) throws(Errno) in try Sys.fsetxattr(d, n, v, 0) })
+    }
+
+    /// Between two `O_PATH` descriptors (symlinks and special files, which have no readable
+    /// descriptor), through their `/proc/self/fd` paths.
+    static func copyAll(fromPath src: borrowing Descriptor, toPath dst: borrowing Descriptor, rule: OverlayXattrs) throws(Errno) {
+        try withProcFDPath(src) { (s) throws(Errno) in
+            try withProcFDPath(dst) { (d) throws(Errno) in
+                try copyAll(rule: rule,
+                            list: { (b) throws(Errno) in try Sys.pathListxattr(s, b) },
+                            get: { (n, b) throws(Errno) in try Sys.pathGetxattr(s, n, b) },
+                            set: { (n, v) throws(Errno) in try Sys.pathSetxattr(d, n, v, 0) })
+            }
+        }
+    }
+
+    private static func copyAll(rule: OverlayXattrs,
+                                list: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int,
+                                get: (UnsafePointer<CChar>, UnsafeMutableRawBufferPointer) throws(Errno) -> Int,
+                                set: (UnsafePointer<CChar>, UnsafeRawBufferPointer) throws(Errno) -> Void) throws(Errno) {
+        let need = (try? list(UnsafeMutableRawBufferPointer(start: nil, count: 0))) ?? 0
         guard need > 0 else { return }
-        var list = [CChar](repeating: 0, count: need)
-        let n = try Errno.lift { try list.withUnsafeMutableBytes { b in try Sys.pathListxattr(src, b) } }
+        var names = [CChar](repeating: 0, count: need)
+        let n = try Errno.lift { try names.withUnsafeMutableBytes { b in try list(b) } }
         var start = 0
         while start < n {
-            let end = list[start..<n].firstIndex(of: 0) ?? n
-            try list.withUnsafeBufferPointer { (p) throws(Errno) in
+            let end = names[start..<n].firstIndex(of: 0) ?? n
+            names.withUnsafeBufferPointer { p in
                 let name = p.baseAddress! + start
                 if rule.isPrivate(stored: name) { return }
-                let size = (try? Sys.pathGetxattr(src, name, UnsafeMutableRawBufferPointer(start: nil, count: 0))) ?? 0
+                let size = (try? get(name, UnsafeMutableRawBufferPointer(start: nil, count: 0))) ?? 0
                 var value = [UInt8](repeating: 0, count: max(size, 1))
-                guard let got = try? Errno.lift({ try value.withUnsafeMutableBytes { b in try Sys.pathGetxattr(src, name, b) } })
-                else { return }
-                try? value.withUnsafeBytes { b in
-                    try Sys.pathSetxattr(dst, name, UnsafeRawBufferPointer(rebasing: b[0..<got]), 0)
-                }
+                guard let got = try? Errno.lift({ try value.withUnsafeMutableBytes { b in try get(name, b) } }) else { return }
+                _ = try? Errno.lift { try value.withUnsafeBytes { b in try set(name, UnsafeRawBufferPointer(rebasing: b[0..<got])) } }
             }
             start = end + 1
         }

@@ -67,6 +67,7 @@ extension UnionFileSystem {
         if source.isDirectory { throw .notPermitted }
         let p = try node(newParent)
         defer { p.listingChanged() }
+        try checkStorable(newName)
         if (try? stack.resolve(newName, in: p.directoryLayers())) != nil { throw .fileExists }
         try copyUp(source)
         let upper = try upperDirectory(of: p)
@@ -99,6 +100,7 @@ extension UnionFileSystem {
         let caller = diskOwner(shownCaller)
         let p = try node(parent)
         defer { p.listingChanged() }
+        try checkStorable(name)
         if (try? stack.resolve(name, in: p.directoryLayers())) != nil { throw .fileExists }
         let upper = try upperDirectory(of: p)
         let parentStat = try upper.stat()
@@ -184,6 +186,7 @@ extension UnionFileSystem {
     /// which then goes from the workdir.
     func replaceWhiteout(temp: borrowing FileName, name: borrowing FileName, in upper: LayerDir,
                          isDirectory: Bool) throws(Errno) {
+        if stack.ociUpper { try ociLand(temp: temp, name: name, in: upper); return }
         let staging = stack.staging!
         if isDirectory {
             try Sys.renameat2(staging.fd, temp.cString, upper.fd, name.cString, Sys.renameExchange)

@@ -46,6 +46,7 @@ extension UnionFileSystem {
     /// Puts a whiteout at `name` in `upper`, replacing in one step whatever the upper holds there.
     /// A directory is exchanged with a whiteout built in the workdir and then removed from there.
     func whiteOut(_ name: borrowing FileName, in upper: LayerDir, current: UpperEntry) throws(Errno) {
+        if stack.ociUpper { try ociWhiteOut(name, in: upper, current: current); return }
         switch current {
         case .whiteout:
             return

@@ -20,6 +20,7 @@ extension UnionFileSystem {
             p.listingChanged()
             q.listingChanged()
         }
+        try checkStorable(newName)
         let src = try stack.resolve(name, in: p.directoryLayers())
         let dst = try? stack.resolve(newName, in: q.directoryLayers())
         if flags & Sys.renameNoReplace != 0 && dst != nil { throw .fileExists }
@@ -68,7 +69,7 @@ extension UnionFileSystem {
                 } else {
                     try removeUpper(name, in: upperP, isDirectory: true)
                 }
-            case .whiteout where src.isDirectory:
+            case .whiteout where src.isDirectory && !stack.ociUpper:
                 // A directory cannot replace a non-directory: exchange with the whiteout, which
                 // is then exactly the whiteout the source name needs, or goes.
                 try Sys.renameat2(upperP.fd, name.cString, upperQ.fd, newName.cString, Sys.renameExchange)
@@ -86,6 +87,7 @@ extension UnionFileSystem {
     /// `RENAME_WHITEOUT`, the whiteout is made right after the move.
     private func moveLeavingWhiteout(_ from: LayerDir, _ name: borrowing FileName, _ to: LayerDir,
                                      _ newName: borrowing FileName, whiteout: Bool) throws(Errno) {
+        if stack.ociUpper { try ociMove(from, name, to, newName, whiteout: whiteout); return }
         guard whiteout else {
             try Sys.renameat2(from.fd, name.cString, to.fd, newName.cString, 0)
             return

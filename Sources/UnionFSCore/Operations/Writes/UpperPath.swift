@@ -12,7 +12,7 @@ extension UnionFileSystem {
 
     /// True when a lower layer of the directory `layers` (everything but the upper) still shows
     /// `name`: removing or moving it away from the upper must then leave a whiteout.
-    func lowerShows(_ name: borrowing FileName, in layers: [DirLayer]) -> Bool {
+    func lowerShows(_ name: borrowing FileName, in layers: [DirectoryPart]) -> Bool {
         let lower = layers.filter { $0.layer != 0 }
         guard !lower.isEmpty else { return false }
         return (try? stack.resolve(name, in: lower)) != nil
@@ -21,6 +21,7 @@ extension UnionFileSystem {
     /// Marks the upper directory `dir` opaque: `<ns>.overlay.opaque` = "y" (the value lives in
     /// static memory, so the buffer cannot dangle).
     func setOpaque(_ dir: LayerDir) throws(Errno) {
+        if stack.ociUpper { try ociSetOpaque(dir); return }
         let y: StaticString = "y"
         try stack.names.opaque.withUnsafeBufferPointer { (n) throws(Errno) in
             try Sys.fsetxattr(dir.fd, n.baseAddress!, UnsafeRawBufferPointer(start: y.utf8Start, count: 1), 0)
@@ -29,6 +30,7 @@ extension UnionFileSystem {
 
     /// What the upper directory holds under `name`.
     func upperEntry(_ name: borrowing FileName, in upper: LayerDir) -> UpperEntry {
+        if stack.ociUpper { return ociUpperEntry(name, in: upper) }
         guard let st = try? upper.stat(name) else { return .absent }
         if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 { return .whiteout }
         return .entry(st)
