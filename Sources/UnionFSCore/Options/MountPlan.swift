@@ -3,7 +3,8 @@ import SystemPackage
 
 /// Everything a mount is made of besides its layers' contents, assembled in one place
 /// (`MountPlan.assemble`) for the command line, `UnionMount` and the C API alike, as a plain
-/// value: the FUSE session consumes it whatever carries the requests (libfuse's loop today).
+/// value: the FUSE session consumes it whatever carries the requests (our own `/dev/fuse`
+/// transport today; libfuse only mounts and unmounts).
 ///
 /// Before this, an embedded mount skipped what the command line did (its umask, the label
 /// options), so the modes of files created through it could differ.

@@ -3,9 +3,10 @@ import Glibc
 import XCTest
 
 /// The round trips the mount spares the kernel, counted in the daemon's `-d` log: no FLUSH at
-/// close on an upper whose close cannot fail, no GETATTR before each chown (the INIT reply
-/// carries `HANDLE_KILLPRIV`, which libfuse 3.14 drops), no OPENDIR or RELEASEDIR (the kernel
-/// opens directories itself), no READDIR for a listing the kernel cached. Each of these is a performance path that fails silently: the
+/// close on an upper whose close cannot fail, no GETATTR before each chown (our INIT reply
+/// agrees to `HANDLE_KILLPRIV_V2`), no OPENDIR or RELEASEDIR (the kernel opens directories
+/// itself), no READDIR for a listing the kernel cached. Each of these is a performance path
+/// that fails silently: the
 /// mount stays correct, just slower, so only a count can tell it went.
 final class RequestCountTests: MountTestCase {
     func testRoundTripsSpared() throws {
