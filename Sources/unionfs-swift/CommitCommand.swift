@@ -2,8 +2,6 @@ import ArgumentParser
 import Glibc
 import UnionFS
 
-extension LayerCompression: ExpressibleByArgument {}
-
 /// `unionfs-swift commit -o lowerdir=...,upperdir=... --output FILE [--compress gzip|zstd]`:
 /// the upper's changes as an OCI layer tar, with its digests.
 struct CommitCommand: ParsableCommand {
@@ -25,7 +23,7 @@ struct CommitCommand: ParsableCommand {
     var output: String
 
     @Option(help: "Compress the layer: none, gzip or zstd.")
-    var compress: LayerCompression = .none
+    var compress = Choice(LayerCompression.none)
 
     @Flag(help: "Read the upper as kernel overlayfs does: '.wh.' names are plain files.")
     var kernelStrict = false
@@ -47,7 +45,7 @@ struct CommitCommand: ParsableCommand {
         let progress = Progress(enabled: !quiet, verb: "committed")
         let result: CommitResult
         do {
-            result = try LayerCommit(source).write(to: fd, compression: compress, progress: progress.callback)
+            result = try LayerCommit(source).write(to: fd, compression: compress.value, progress: progress.callback)
         } catch {
             progress.end()
             if !toStdout { try? Sys.unlink(output) }

@@ -3,8 +3,6 @@ import Glibc
 import UnionFS
 import UnionFSImages
 
-extension ArchiveFormat: ExpressibleByArgument {}
-
 /// `unionfs-swift image …`: image archives and the layer store they are unpacked into.
 struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -194,7 +192,7 @@ struct ImageCommitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The image the upper was mounted over.", valueName: "ref"))
     var from: String
     @Option(help: "Compress the new layer: none, gzip or zstd.")
-    var compress: LayerCompression = .gzip
+    var compress = Choice(LayerCompression.gzip)
     @Option(help: "A comment for the history entry.")
     var message: String?
     @Flag(help: "Print only the result, never progress.")
@@ -206,7 +204,7 @@ struct ImageCommitCommand: ParsableCommand {
         let store = try storeOption.open()
         let progress = StageProgress(enabled: !quiet)
         defer { progress.end() }
-        let r = try store.commit(upper: upper, from: from, newRef: newRef, compression: compress,
+        let r = try store.commit(upper: upper, from: from, newRef: newRef, compression: compress.value,
                                  message: message, progress: progress.callback)
         progress.end()
         try writeStdout("image \(r.record.config)\nmanifest \(r.record.manifest)\ndiffID \(r.layer.diffID)\ndigest \(r.layer.digest)\nsize \(r.layer.size)\n")
@@ -217,7 +215,7 @@ struct ImageSaveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "save", abstract: "Write an image as an archive (OCI layout tar or docker-archive).")
     @OptionGroup var storeOption: StoreOption
     @Option(help: "oci (a tar of an OCI layout) or docker-archive.")
-    var format: ArchiveFormat = .oci
+    var format = Choice(ArchiveFormat.oci)
     @Flag(help: "Never show progress.")
     var quiet = false
     @Argument(help: "The image name or ID.")
@@ -229,7 +227,7 @@ struct ImageSaveCommand: ParsableCommand {
         let store = try storeOption.open()
         let progress = StageProgress(enabled: !quiet)
         defer { progress.end() }
-        try store.save(ref, to: output, format: format, progress: progress.callback)
+        try store.save(ref, to: output, format: format.value, progress: progress.callback)
     }
 }
 
