@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// The round trips the kernel sends per file for the workloads of the benchmark (untar, tar
+/// read, walk, copy-up by append), each on a fresh mount, counted in the daemon's `-d` log.
+///
+/// A FUSE request costs a round trip (30-40 µs on a 2-core VM), so requests per file are what
+/// bounds these workloads. Each bound is today's count (in the comment) plus about half a
+/// request per entry, so a change that adds a request per file (a lost INIT flag, a reply
+/// without its attributes, a cache turned off) fails here before it shows in a benchmark.
+/// The counts are printed, for the README.
+final class RequestsPerWorkloadTests: MountTestCase {
+    /// 4 directories of 15 files each under `src`, in the lower "low".
+    private let directories = 4, filesPerDirectory = 15
+    private var entries: Int { directories * (filesPerDirectory + 1) }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        let low = try fx.layer("low")
+        for d in 0..<directories {
+            for f in 0..<filesPerDirectory {
+                try low.file("src/d\(d)/f\(f)", String(repeating: "line \(f)\n", count: 40), uid: 1000 + uid_t(f), gid: 1000)
+            }
+        }
+    }
+
+    /// Mounts "low" with an upper, runs `script` (with `$M` the mount point) and returns the
+    /// requests per opcode the daemon saw while it ran.
+    private func counts(_ script: String, writable: Bool = true) throws -> [String: Int] {
+        var options = lowerdirOption(["low"])
+        if writable {
+            let upper = try makeDir("upper-\(UUID().uuidString.prefix(8))"), work = try makeDir("work-\(UUID().uuidString.prefix(8))")
+            options += ",upperdir=\(upper),workdir=\(work)"
+        }
+        let m = try fuseMount(options, extraArguments: ["-d"])
+        let r = try Run.program("/bin/sh", ["-c", "M='\(m.mountPoint)'; " + script], timeout: 60)
+        m.stop()
+        XCTAssertFalse(r.timedOut, "workload timed out")
+        XCTAssertEqual(r.status, 0, "workload failed: \(r.stderr)")
+        var counts: [String: Int] = [:]
+        for line in m.log.split(separator: "\n") where line.hasPrefix("unique: ") {
+            guard let at = line.range(of: "opcode: ") else { continue }
+            counts[String(line[at.upperBound...].prefix { $0.isLetter || $0 == "_" }), default: 0] += 1
+        }
+        // INIT, the mount's own probes and the unmount's DESTROY are not the workload's.
+        for op in ["INIT", "DESTROY", "STATFS"] { counts[op] = nil }
+        return counts
+    }
+
+    private func report(_ name: String, _ counts: [String: Int], per n: Int, atMost bound: Double,
+                        file: StaticString = #filePath, line: UInt = #line) {
+        let total = counts.values.reduce(0, +)
+        let perEntry = Double(total) / Double(n)
+        let detail = counts.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        print("requests per entry, \(name): \(String(format: "%.1f", perEntry)) (\(total) for \(n): \(detail))")
+        XCTAssertLessThanOrEqual(perEntry, bound, "\(name): \(detail)", file: file, line: line)
+    }
+
+    /// Untar as root (owners, modes and times restored): per file LOOKUP, CREATE, WRITE,
+    /// RELEASE, three SETATTRs (owner, mode, times), the parent's GETATTR and two GETXATTRs of
+    /// `security.capability`, which the kernel asks for itself before the first write and the
+    /// chown of an inode (HANDLE_KILLPRIV_V2 spares the rest).
+    func testUntar() throws {
+        let tar = tmp + "/src.tar"
+        let made = try Run.program("/bin/tar", ["-C", fx.path("low"), "-cf", tar, "src"], timeout: 30)
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let c = try counts("mkdir \"$M/out\" && tar -C \"$M/out\" --same-owner -xpf '\(tar)'")
+        XCTAssertEqual(c["CREATE"], directories * filesPerDirectory, "one CREATE a file: \(c)")
+        report("untar", c, per: entries, atMost: 10.5)  // 9.9
+    }
+
+    /// Reading every file of a lower tree with tar: per file GETATTR, OPEN, READ, RELEASE; per
+    /// directory a listing.
+    func testTarRead() throws {
+        let c = try counts("tar -C \"$M\" -cf - src | cat > /dev/null")
+        report("tar read", c, per: entries, atMost: 4.5)  // 4.0
+    }
+
+    /// A cold walk: one READDIRPLUS chunk per directory answers the names with their attributes,
+    /// so `find -printf %s` costs about one request a directory, not one a file.
+    func testWalk() throws {
+        let c = try counts("find \"$M/src\" -printf '%s\\n' > /dev/null", writable: false)
+        XCTAssertNil(c["LOOKUP"].flatMap { $0 > directories + 2 ? $0 : nil }, "a LOOKUP per file: \(c)")
+        report("walk", c, per: entries, atMost: 0.5)  // 0.2
+    }
+
+    /// Appending to every lower file (a copy-up each): LOOKUP, OPEN (the copy-up), WRITE,
+    /// RELEASE and the kernel's `security.capability` GETXATTR.
+    func testCopyUpByAppend() throws {
+        let c = try counts("for f in \"$M\"/src/*/*; do echo x >> \"$f\"; done")
+        XCTAssertEqual(c["OPEN"], directories * filesPerDirectory, "one OPEN a file: \(c)")
+        report("copy-up by append", c, per: directories * filesPerDirectory, atMost: 4.7)  // 4.2
+    }
+}
