@@ -95,7 +95,8 @@ final class DeviceLoop: @unchecked Sendable {
             }
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
-            guard let agreed = InitAgreement.negotiate(offer, writeback: writeback) else {
+            guard let agreed = InitAgreement.negotiate(offer, writeback: writeback,
+                                                     readdirplusAuto: fs.options.readdirplusAuto) else {
                 // A major other than 7: say which we speak and wait for the kernel to retry.
                 _ = DeviceChannel.write(fd, unique: header.unique, field: offer.major > 7 ? 0 : -EPROTO,
                                         .init(start: nil, count: 0), .init(start: nil, count: 0))

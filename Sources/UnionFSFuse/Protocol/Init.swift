@@ -5,7 +5,9 @@
 /// setuid/setgid cleared by the daemon on the flags the kernel sends (HANDLE_KILLPRIV_V2: no
 /// GETATTR or `security.capability` GETXATTR per write; off with the writeback cache, where
 /// writes reach the daemon without their caller), O_TRUNC in OPEN (ATOMIC_O_TRUNC), readdirplus
-/// in the kernel's auto mode, cached symlinks, 1 MiB requests (MAX_PAGES), directories opened
+/// for every chunk of a listing (the kernel's auto mode only with `readdirplus=auto`: under it
+/// a chunk past the first goes without attributes and every name in it costs a LOOKUP when
+/// stat'ed, as `find` and `ls -l` do), cached symlinks, 1 MiB requests (MAX_PAGES), directories opened
 /// by the kernel itself (the daemon answers OPENDIR `ENOSYS` once), page cache dropped only when
 /// told (EXPLICIT_INVAL_DATA: every change goes through the mount), SETXATTR_EXT.
 ///
@@ -39,11 +41,13 @@ struct InitAgreement: Equatable {
 
     /// What to agree to `offer`; `writeback`: the mount asks for the writeback cache.
     /// nil when the kernel's major is not 7 or its minor older than `oldestMinor`.
-    static func negotiate(_ offer: InitIn, writeback: Bool, passthrough: Bool = false) -> InitAgreement? {
+    static func negotiate(_ offer: InitIn, writeback: Bool, passthrough: Bool = false,
+                          readdirplusAuto: Bool = false) -> InitAgreement? {
         guard offer.major == 7, offer.minor >= oldestMinor else { return nil }
         var want = InitFlag.asyncRead | InitFlag.bigWrites | InitFlag.atomicOTrunc | InitFlag.parallelDirops
-            | InitFlag.doReaddirplus | InitFlag.readdirplusAuto | InitFlag.cacheSymlinks | InitFlag.maxPages
+            | InitFlag.doReaddirplus | InitFlag.cacheSymlinks | InitFlag.maxPages
             | InitFlag.explicitInvalData | InitFlag.setxattrExt | InitFlag.noOpendirSupport
+        if readdirplusAuto { want |= InitFlag.readdirplusAuto }
         if writeback { want |= InitFlag.writebackCache } else { want |= InitFlag.handleKillprivV2 }
         if passthrough && !writeback { want |= InitFlag.passthrough }
         var flags = want & offer.flags

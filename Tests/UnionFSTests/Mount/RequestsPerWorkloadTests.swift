@@ -27,8 +27,8 @@ final class RequestsPerWorkloadTests: MountTestCase {
 
     /// Mounts "low" with an upper, runs `script` (with `$M` the mount point) and returns the
     /// requests per opcode the daemon saw while it ran.
-    private func counts(_ script: String, writable: Bool = true) throws -> [String: Int] {
-        var options = lowerdirOption(["low"])
+    private func counts(_ script: String, writable: Bool = true, options extra: String = "") throws -> [String: Int] {
+        var options = lowerdirOption(["low"]) + extra
         if writable {
             let upper = try makeDir("upper-\(UUID().uuidString.prefix(8))"), work = try makeDir("work-\(UUID().uuidString.prefix(8))")
             options += ",upperdir=\(upper),workdir=\(work)"
@@ -83,6 +83,24 @@ final class RequestsPerWorkloadTests: MountTestCase {
         let c = try counts("find \"$M/src\" -printf '%s\\n' > /dev/null", writable: false)
         XCTAssertNil(c["LOOKUP"].flatMap { $0 > directories + 2 ? $0 : nil }, "a LOOKUP per file: \(c)")
         report("walk", c, per: entries, atMost: 0.5)  // 0.2
+    }
+
+    /// A walk of a directory of 800 entries, several chunks of a listing: by default every
+    /// chunk carries the attributes (READDIRPLUS), so no name costs a LOOKUP; with
+    /// `readdirplus=auto` the kernel asks for them in the first chunk only and looks up the rest.
+    /// (`ls -l` adds two GETXATTRs a name of its own, `security.selinux` and
+    /// `system.posix_acl_access`, which FUSE does not cache.)
+    func testWalkOfABigDirectory() throws {
+        let low = try fx.layer("low")
+        for i in 0..<800 { try low.file("big/entry-with-a-longish-name-\(i)", "") }
+        let walk = "find \"$M/big\" -printf '%s\\n' > /dev/null"
+        let always = try counts(walk, writable: false)
+        XCTAssertGreaterThanOrEqual(always["READDIRPLUS"] ?? 0, 3, "a listing of several chunks: \(always)")
+        XCTAssertLessThanOrEqual(always["LOOKUP"] ?? 0, 2, "a LOOKUP per name past the first chunk: \(always)")
+        report("walk of 800 entries in one directory", always, per: 800, atMost: 0.1)  // 0.01
+        let auto = try counts(walk, writable: false, options: ",readdirplus=auto")
+        print("readdirplus=auto: \(auto)")
+        XCTAssertGreaterThan(auto["LOOKUP"] ?? 0, 100, "readdirplus=auto: the kernel's heuristic: \(auto)")
     }
 
     /// Appending to every lower file (a copy-up each): LOOKUP, OPEN (the copy-up), WRITE,

@@ -115,16 +115,20 @@ final class ReplyLayoutTests: XCTestCase {
         let a = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: false))
         XCTAssertEqual(a.minor, 45)
         for f in [InitFlag.parallelDirops, InitFlag.handleKillprivV2, InitFlag.atomicOTrunc, InitFlag.doReaddirplus,
-                  InitFlag.readdirplusAuto, InitFlag.cacheSymlinks, InitFlag.maxPages, InitFlag.explicitInvalData,
+                  InitFlag.cacheSymlinks, InitFlag.maxPages, InitFlag.explicitInvalData,
                   InitFlag.setxattrExt, InitFlag.initExt] {
             XCTAssertNotEqual(a.flags & f, 0, "flag \(f)")
         }
-        for f in [InitFlag.writebackCache, InitFlag.posixACL, InitFlag.handleKillpriv, InitFlag.passthrough,
+        for f in [InitFlag.readdirplusAuto, InitFlag.writebackCache, InitFlag.posixACL, InitFlag.handleKillpriv, InitFlag.passthrough,
                   InitFlag.autoInvalData, InitFlag.spliceRead, InitFlag.posixLocks] {
             XCTAssertEqual(a.flags & f, 0, "flag \(f)")
         }
         XCTAssertEqual(a.maxWrite, 1 << 20)
         XCTAssertEqual(a.maxPages, 256)
+        // readdirplus=auto: the kernel's heuristic, readdirplus still on.
+        let auto = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: false, readdirplusAuto: true))
+        XCTAssertNotEqual(auto.flags & InitFlag.readdirplusAuto, 0)
+        XCTAssertNotEqual(auto.flags & InitFlag.doReaddirplus, 0)
         let w = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: true))
         XCTAssertTrue(w.writebackCache)
         XCTAssertFalse(w.killPrivilegesV2, "no daemon-side kill with the writeback cache")
