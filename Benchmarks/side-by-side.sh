@@ -13,6 +13,8 @@
 # fuse-overlayfs, and each daemon's memory after the cold walk. Not run in CI.
 # UNIONFS_SWIFT=PATH runs another unionfs-swift binary; with UNIONFS_SWIFT_BEFORE=PATH the
 # implementation "unionfs-swift-before" (in --only) runs that one alongside, for before/after.
+# "unionfs-swift+OPT+OPT" (in --only) is unionfs-swift mounted with ",OPT,OPT" added to its
+# options, one column each: --only kernel,unionfs-swift,unionfs-swift+uring=on,unionfs-swift+passthrough=off
 set -euo pipefail
 
 ROUNDS=5
@@ -141,10 +143,11 @@ mount_impl() {  # impl lowers
             for l in "${parts[@]}"; do dirs="$dirs:$l=RO"; done
             unionfs -f -o cow,allow_other,use_ino,hide_meta_files "$dirs" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
-        unionfs-swift|unionfs-swift-before)
-            local bin="$SWIFT_BIN"
-            [ "$impl" = unionfs-swift ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
-            "$bin" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" 2>>"$B/daemon.log" &
+        unionfs-swift|unionfs-swift-before|unionfs-swift+*)
+            local bin="$SWIFT_BIN" extra=""
+            [ "$impl" != unionfs-swift-before ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
+            case "$impl" in unionfs-swift+*) extra=",$(echo "${impl#unionfs-swift+}" | tr + ,)" ;; esac
+            "$bin" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W$extra" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
     esac
     local t=0
@@ -233,7 +236,7 @@ run_impl() {  # impl round
     mount_impl "$impl" "$LOWER3"
     timed "$impl" "untar 9k" "$r" -- untar
     # 128 lower layers (fuse-overlayfs takes ~2 min and unionfs-fuse ~5 min here: only with --all-128).
-    if [ "$ALL128" = 1 ] || [ "$impl" = kernel ] || [ "${impl%-before}" = unionfs-swift ]; then
+    if [ "$ALL128" = 1 ] || [ "$impl" = kernel ] || [ "${impl#unionfs-swift}" != "$impl" ]; then
         mount_impl "$impl" "$LOWER128"; drop_caches
         timed "$impl" "walk cold 128 layers" "$r" -- walk
     fi
