@@ -128,7 +128,7 @@ fresh_dirs() {
 mount_impl() {  # impl lowers
     local impl="$1" lowers="$2"
     fresh_dirs
-    DAEMON_PID=""
+    DAEMON_PID=""; DAEMON_BIN=""
     case "$impl" in
         kernel)
             mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" ;;
@@ -148,7 +148,7 @@ mount_impl() {  # impl lowers
             [ "$impl" != unionfs-swift-before ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
             case "$impl" in unionfs-swift+*) extra=",$(echo "${impl#unionfs-swift+}" | tr + ,)" ;; esac
             "$bin" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W$extra" "$M" 2>>"$B/daemon.log" &
-            DAEMON_PID=$! ;;
+            DAEMON_PID=$!; DAEMON_BIN="$bin" ;;
     esac
     local t=0
     until mountpoint -q "$M"; do
@@ -182,6 +182,11 @@ timed() {  # impl workload round -- command...
     local impl="$1" wl="$2" round="$3"; shift 4
     local t0 t1; t0=$(now); "$@" >"$B/last.out" || log "warning: $impl: $wl exited non-zero"; t1=$(now)
     record "$impl" "$wl" "$round" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", (b-a)/1e9}')"
+}
+requests_per_entry() {  # impl workload round entries: the daemon's request count (stats) / entries
+    [ "${1#unionfs-swift}" != "$1" ] && [ -n "${DAEMON_BIN:-}" ] || return 0
+    local n; n=$("$DAEMON_BIN" stats "$M" 2>/dev/null | awk '$1 == "ALL" { print $2 }') || return 0
+    [ -n "$n" ] && echo "$1,requests per entry $2,$3,$(awk -v a="$n" -v b="$4" 'BEGIN{printf "%.2f", a/b}')" >> "$OUT" || true
 }
 memory_kib() {  # field (VmHWM / VmRSS) of the daemon, or empty
     [ -n "$DAEMON_PID" ] || return 0
@@ -223,6 +228,7 @@ run_impl() {  # impl round
     # Reads.
     mount_impl "$impl" "$LOWER3"
     timed "$impl" "tar read 9k" "$r" -- tar_read
+    requests_per_entry "$impl" "tar read 9k" "$r" "$INCLUDE_ENTRIES"
     mount_impl "$impl" "$LOWER3"; drop_caches
     timed "$impl" "read 256M cold" "$r" -- seq_read
     timed "$impl" "read 256M warm" "$r" -- seq_read
@@ -235,6 +241,7 @@ run_impl() {  # impl round
     timed "$impl" "copy-up 256M" "$r" -- append_big
     mount_impl "$impl" "$LOWER3"
     timed "$impl" "untar 9k" "$r" -- untar
+    requests_per_entry "$impl" "untar 9k" "$r" "$INCLUDE_ENTRIES"
     # 128 lower layers (fuse-overlayfs takes ~2 min and unionfs-fuse ~5 min here: only with --all-128).
     if [ "$ALL128" = 1 ] || [ "$impl" = kernel ] || [ "${impl#unionfs-swift}" != "$impl" ]; then
         mount_impl "$impl" "$LOWER128"; drop_caches
@@ -245,6 +252,7 @@ run_impl() {  # impl round
 
 mkdir -p "$B"
 echo "impl,workload,round,value" > "$OUT"
+INCLUDE_ENTRIES=$(tar tf "$F/untar.tar" | wc -l)   # the same tree tar read reads (usr/include)
 IFS=, read -ra IMPL_LIST <<< "$IMPLS"
 for r in $(seq 1 "$ROUNDS"); do
     # Alternate: rotate the order every round so no implementation always runs first.
@@ -280,11 +288,12 @@ END {
         for (i = 1; i <= ni; i++) {
             m = median(impls[i] SUBSEP name)
             if (m == "") printf " %-14s |", "-"
-            else if (name ~ /KiB|entries/) printf " %-14d |", m
+            else if (name ~ /KiB|entries seen/) printf " %-14d |", m
+            else if (name ~ /per entry/) printf " %-14.2f |", m
             else printf " %-14.3f |", m
         }
         s = median("unionfs-swift" SUBSEP name); k = median("kernel" SUBSEP name); f = median("fuse-overlayfs" SUBSEP name)
-        if (s != "" && name !~ /KiB|entries/) {
+        if (s != "" && name !~ /KiB|entries|entry/) {
             rk = (k != "" && k > 0) ? sprintf("%.2f", s / k) : "-"
             rf = (f != "" && f > 0) ? sprintf("%.2f", s / f) : "-"
             printf " %-22s |\n", rk " / " rf
