@@ -10,6 +10,12 @@ public enum XattrAnswer: Equatable, Sendable {
 extension UnionFileSystem {
     /// `getxattr`. The overlay's own xattrs do not exist on the mount, and `<ns>.overlay.X` is
     /// read from its escaped form (`OverlayXattrs`).
+    /// The directory carries a default POSIX ACL (what new entries in it inherit). Most have no
+    /// xattrs at all, known after the first look without a syscall.
+    public func hasDefaultACL(_ id: NodeID) -> Bool {
+        (try? getxattr(id, name: "system.posix_acl_default", size: 0)) != nil
+    }
+
     public func getxattr(_ id: NodeID, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
         if Self.isOwnerOverride(name) { throw .noData }
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }

@@ -30,7 +30,8 @@ public struct FileSystemOptions: Sendable, Equatable {
     public var idMapping = IDMapping()
     /// Report nlink 1 for every directory.
     public var staticDirectoryNlink = false
-    /// Refuse POSIX ACL xattrs (`system.posix_acl_*`) with `EOPNOTSUPP`.
+    /// Refuse POSIX ACL xattrs (`system.posix_acl_*`) with `EOPNOTSUPP` (fuse-overlayfs's
+    /// `noacl`); the kernel is then not asked to check ACLs (no FUSE_POSIX_ACL) either.
     public var noACL = false
     /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
     /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.

@@ -147,7 +147,8 @@ extension MountOptions {
         .init(["static_nlink"], "static_nlink", ["report nlink 1 for every directory"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.staticDirectoryNlink = true
         },
-        .init(["noacl"], "noacl", ["refuse POSIX ACL xattrs"]) { o, a throws(ConfigurationError) in
+        .init(["noacl"], "noacl", ["refuse POSIX ACL xattrs; permission checks use the",
+                                     "mode bits alone"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.noACL = true
         },
         .init(["xattr_permissions"], "xattr_permissions=0|1|2", ["keep owner/mode in user.fuseoverlayfs. (1) or",

@@ -14,8 +14,9 @@ public struct MountPlan: Sendable, Equatable {
     /// The libfuse `-o` options, complete: the user's, the defaults added (`default_permissions`,
     /// `allow_other` as root, `fsname`, `subtype`), SELinux labels dropped where SELinux is off.
     public var fuseOptions: [String]
-    /// The umask the serving threads run with. 0: the kernel applied the caller's umask to
-    /// every mode it sends, so a second one (the server's) would make modes differ.
+    /// The umask the serving threads run with. 0: every mode the daemon creates with already
+    /// had the caller's umask applied (by the kernel, or by the daemon itself under DONT_MASK,
+    /// `FuseConnection.creationMode`), so a second one (the server's) would make modes differ.
     public var umask: mode_t
     public var threads: Int
     public var debug: Bool

@@ -96,7 +96,8 @@ final class DeviceLoop: @unchecked Sendable {
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
             guard let agreed = InitAgreement.negotiate(offer, writeback: writeback,
-                                                     readdirplusAuto: fs.options.readdirplusAuto) else {
+                                                     readdirplusAuto: fs.options.readdirplusAuto,
+                                                     posixACL: !fs.options.noACL) else {
                 // A major other than 7: say which we speak and wait for the kernel to retry.
                 _ = DeviceChannel.write(fd, unique: header.unique, field: offer.major > 7 ? 0 : -EPROTO,
                                         .init(start: nil, count: 0), .init(start: nil, count: 0))
@@ -106,6 +107,7 @@ final class DeviceLoop: @unchecked Sendable {
             fs.writebackCache.store(agreed.writebackCache, ordering: .relaxed)
             fs.killPrivileges.store(agreed.killPrivilegesV2, ordering: .relaxed)
             connection.opensDirectoriesItself.store(offer.flags & InitFlag.noOpendirSupport != 0, ordering: .relaxed)
+            connection.appliesUmask.store(agreed.daemonAppliesUmask, ordering: .relaxed)
             decoder.setxattrExt = agreed.setxattrExt
             agreement = agreed
             let sent: Int32 = withUnsafeTemporaryAllocation(byteCount: WireSize.initOut, alignment: 8) { out in

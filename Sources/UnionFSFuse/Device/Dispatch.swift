@@ -24,9 +24,10 @@ extension DeviceLoop {
                       killSetID: v2 ? s.valid & SetattrValid.killSUIDGID != 0 : nil)
         case .readlink: c.readlink(r, node: node)
         case .symlink(let name, let target): c.symlink(r, target: target.pointer, parent: node, name: name.pointer)
-        case .mknod(let mode, let rdev, _, let name):
-            c.mknod(r, parent: node, name: name.pointer, mode: mode_t(mode), rdev: dev_t(rdev))
-        case .mkdir(let mode, _, let name): c.mkdir(r, parent: node, name: name.pointer, mode: mode_t(mode))
+        case .mknod(let mode, let rdev, let umask, let name):
+            c.mknod(r, parent: node, name: name.pointer, mode: c.creationMode(mode, umask: umask, in: node), rdev: dev_t(rdev))
+        case .mkdir(let mode, let umask, let name):
+            c.mkdir(r, parent: node, name: name.pointer, mode: c.creationMode(mode, umask: umask, in: node))
         case .unlink(let name): c.unlink(r, parent: node, name: name.pointer)
         case .rmdir(let name): c.rmdir(r, parent: node, name: name.pointer)
         case .rename(let newParent, let flags, let name, let newName):
@@ -35,8 +36,9 @@ extension DeviceLoop {
         case .open(let flags, let openFlags):
             c.open(r, node: node, flags: Int32(bitPattern: flags),
                    killSetID: v2 ? openFlags & RequestFlag.openKillSUIDGID != 0 : nil)
-        case .create(let flags, let mode, _, _, let name):
-            c.create(r, parent: node, name: name.pointer, mode: mode_t(mode), flags: Int32(bitPattern: flags))
+        case .create(let flags, let mode, let umask, _, let name):
+            c.create(r, parent: node, name: name.pointer, mode: c.creationMode(mode, umask: umask, in: node),
+                     flags: Int32(bitPattern: flags))
         case .read(let a):
             c.read(r, node: node, fh: a.fh, size: Int(a.size), offset: Int64(bitPattern: a.offset))
         case .write(let fh, let offset, let writeFlags, _, let data):
@@ -51,8 +53,9 @@ extension DeviceLoop {
         case .readdir(let a): c.readdir(r, node: node, size: Int(a.size), offset: Int64(bitPattern: a.offset), plus: false)
         case .readdirplus(let a): c.readdir(r, node: node, size: Int(a.size), offset: Int64(bitPattern: a.offset), plus: true)
         case .releasedir: c.releasedir(r)
-        case .setxattr(let flags, let name, let value):
-            c.setxattr(r, node: node, name: name.pointer, value: value, flags: Int32(bitPattern: flags))
+        case .setxattr(let flags, let name, let value, let setxattrFlags):
+            c.setxattr(r, node: node, name: name.pointer, value: value, flags: Int32(bitPattern: flags),
+                       clearingSetGID: setxattrFlags & SetxattrFlag.aclKillSGID != 0)
         case .getxattr(let size, let name): c.getxattr(r, node: node, name: name.pointer, size: Int(size))
         case .listxattr(let size): c.listxattr(r, node: node, size: Int(size))
         case .removexattr(let name): c.removexattr(r, node: node, name: name.pointer)

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import UnionFSCore
 
@@ -13,6 +14,18 @@ final class FuseConnection: Sendable {
     /// opendir answers ENOSYS once, and the kernel then neither sends OPENDIR nor RELEASEDIR
     /// and caches every listing, two round trips fewer per directory on every walk.
     let opensDirectoriesItself = Atomic<Bool>(false)
+    /// The kernel sends modes without the caller's umask (`FUSE_DONT_MASK`, agreed with
+    /// POSIX_ACL): the daemon applies it, except under a directory with a default ACL, where
+    /// POSIX says the ACL, not the umask, limits the new entry's mode (as the kernel does for
+    /// kernel overlayfs's upper).
+    let appliesUmask = Atomic<Bool>(false)
 
     init(_ fileSystem: UnionFileSystem) { self.fileSystem = fileSystem }
+
+    /// The mode to create an entry with in `parent` from the kernel's `mode` and `umask`.
+    func creationMode(_ mode: UInt32, umask: UInt32, in parent: NodeID) -> mode_t {
+        guard appliesUmask.load(ordering: .relaxed) else { return mode_t(mode) }
+        if fileSystem.hasDefaultACL(parent) { return mode_t(mode) }
+        return mode_t(mode & ~umask)
+    }
 }

@@ -12,8 +12,11 @@ extension FuseConnection {
         do throws(Errno) { r.xattr(try fileSystem.listxattr(node, size: size)) } catch { r.error(error) }
     }
 
-    func setxattr(_ r: consuming Reply, node: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer, flags: Int32) {
-        r.ok { () throws(Errno) in try fileSystem.setxattr(node, name: name, value: value, flags: flags) }
+    func setxattr(_ r: consuming Reply, node: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer, flags: Int32,
+                  clearingSetGID: Bool = false) {
+        r.ok { () throws(Errno) in
+            try fileSystem.setxattr(node, name: name, value: value, flags: flags, clearingSetGID: clearingSetGID)
+        }
     }
 
     func removexattr(_ r: consuming Reply, node: NodeID, name: UnsafePointer<CChar>) {

@@ -81,6 +81,12 @@ enum RequestFlag {
     static let fsyncDataOnly: UInt32 = 1 << 0
 }
 
+/// `fuse_setxattr_in.setxattr_flags` (with SETXATTR_EXT).
+enum SetxattrFlag {
+    /// The caller setting a POSIX ACL is neither in the file's group nor privileged: clear setgid.
+    static let aclKillSGID: UInt32 = 1 << 0
+}
+
 /// The sizes of the fixed parts of messages (the kernel's structs, 8-byte aligned).
 enum WireSize {
     static let inHeader = 40

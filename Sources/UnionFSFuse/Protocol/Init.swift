@@ -11,9 +11,15 @@
 /// by the kernel itself (the daemon answers OPENDIR `ENOSYS` once), page cache dropped only when
 /// told (EXPLICIT_INVAL_DATA: every change goes through the mount), SETXATTR_EXT.
 ///
-/// Not asked for: POSIX_ACL, which makes the kernel check permissions itself
-/// (`default_permissions`) and leave the umask to the daemon, a change of semantics; the locks
-/// (the kernel keeps them locally, as with libfuse); splice (our reads and writes are in memory).
+/// POSIX_ACL unless `noacl`: without it the kernel checks permissions (`default_permissions`)
+/// from the mode bits alone, so an ACL that grants access is ignored where kernel overlayfs
+/// honours it; with it the kernel reads each inode's ACL once (a GETXATTR, then cached) when a
+/// caller other than the owner needs the group class, and `ls -l` finds `system.posix_acl_access`
+/// in that cache. With it DONT_MASK: the umask is the daemon's to apply, so that a directory's
+/// default ACL, not the umask, limits what is created in it, as POSIX and kernel overlayfs do.
+///
+/// Not asked for: the locks (the kernel keeps them locally, as with libfuse); splice (our reads
+/// and writes are in memory).
 struct InitAgreement: Equatable {
     /// The protocol minor both speak.
     var minor: UInt32
@@ -31,6 +37,7 @@ struct InitAgreement: Equatable {
     var writebackCache: Bool { flags & InitFlag.writebackCache != 0 }
     var killPrivilegesV2: Bool { flags & InitFlag.handleKillprivV2 != 0 }
     var setxattrExt: Bool { flags & InitFlag.setxattrExt != 0 }
+    var daemonAppliesUmask: Bool { flags & InitFlag.dontMask != 0 }
 
     /// The oldest kernel protocol this transport speaks (7.31, Linux 5.4): the layouts it
     /// decodes are the ones from there on.
@@ -42,12 +49,13 @@ struct InitAgreement: Equatable {
     /// What to agree to `offer`; `writeback`: the mount asks for the writeback cache.
     /// nil when the kernel's major is not 7 or its minor older than `oldestMinor`.
     static func negotiate(_ offer: InitIn, writeback: Bool, passthrough: Bool = false,
-                          readdirplusAuto: Bool = false) -> InitAgreement? {
+                          readdirplusAuto: Bool = false, posixACL: Bool = true) -> InitAgreement? {
         guard offer.major == 7, offer.minor >= oldestMinor else { return nil }
         var want = InitFlag.asyncRead | InitFlag.bigWrites | InitFlag.atomicOTrunc | InitFlag.parallelDirops
             | InitFlag.doReaddirplus | InitFlag.cacheSymlinks | InitFlag.maxPages
             | InitFlag.explicitInvalData | InitFlag.setxattrExt | InitFlag.noOpendirSupport
         if readdirplusAuto { want |= InitFlag.readdirplusAuto }
+        if posixACL { want |= InitFlag.posixACL | InitFlag.dontMask }
         if writeback { want |= InitFlag.writebackCache } else { want |= InitFlag.handleKillprivV2 }
         if passthrough && !writeback { want |= InitFlag.passthrough }
         var flags = want & offer.flags

@@ -72,7 +72,8 @@ enum Operation: Equatable {
     case statfs
     case release(fh: UInt64, flags: UInt32, releaseFlags: UInt32)
     case fsync(fh: UInt64, flags: UInt32)
-    case setxattr(flags: UInt32, name: WireName, value: UnsafeRawBufferPointer)
+    /// `setxattrFlags`: FUSE_SETXATTR_ACL_KILL_SGID (bit 0), with SETXATTR_EXT; else 0.
+    case setxattr(flags: UInt32, name: WireName, value: UnsafeRawBufferPointer, setxattrFlags: UInt32)
     case getxattr(size: UInt32, name: WireName)
     case listxattr(size: UInt32)
     case removexattr(name: WireName)
@@ -103,7 +104,7 @@ enum Operation: Equatable {
         switch self {
         case .batchForget(let n, let p): return "batchForget(\(n),\(Array(p)))"
         case .write(let fh, let o, let wf, let f, let d): return "write(\(fh),\(o),\(wf),\(f),\(Array(d)))"
-        case .setxattr(let f, let n, let v): return "setxattr(\(f),\(n.string),\(Array(v)))"
+        case .setxattr(let f, let n, let v, let x): return "setxattr(\(f),\(n.string),\(Array(v)),\(x))"
         default: return String(describing: self)
         }
     }
@@ -193,9 +194,10 @@ struct RequestDecoder: Sendable {
             return op == .fsync ? .fsync(fh: fh, flags: flags) : .fsyncdir(fh: fh, flags: flags)
         case .setxattr:
             let size = try r.u32(), flags = try r.u32()
-            if setxattrExt { try r.skip(8) }  // setxattr_flags (ACL_KILL_SGID), padding
+            var setxattrFlags: UInt32 = 0
+            if setxattrExt { setxattrFlags = try r.u32(); try r.skip(4) }  // setxattr_flags, padding
             let name = try r.name()
-            return .setxattr(flags: flags, name: name, value: try r.bytes(Int(size)))
+            return .setxattr(flags: flags, name: name, value: try r.bytes(Int(size)), setxattrFlags: setxattrFlags)
         case .getxattr:
             let size = try r.u32()
             try r.skip(4)

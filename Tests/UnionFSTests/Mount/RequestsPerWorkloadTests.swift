@@ -70,11 +70,12 @@ final class RequestsPerWorkloadTests: MountTestCase {
         report("untar", c, per: entries, atMost: 10.5)  // 9.9
     }
 
-    /// Reading every file of a lower tree with tar: per file GETATTR, OPEN, READ, RELEASE; per
-    /// directory a listing.
+    /// Reading every file of a lower tree with tar: per file GETATTR, OPEN, READ, RELEASE and
+    /// one GETXATTR (the kernel reads the ACL of a file root does not own once, to check it;
+    /// cached after); per directory a listing.
     func testTarRead() throws {
         let c = try counts("tar -C \"$M\" -cf - src | cat > /dev/null")
-        report("tar read", c, per: entries, atMost: 4.5)  // 4.0
+        report("tar read", c, per: entries, atMost: 5.5)  // 5.0
     }
 
     /// A cold walk: one READDIRPLUS chunk per directory answers the names with their attributes,
@@ -103,11 +104,11 @@ final class RequestsPerWorkloadTests: MountTestCase {
         XCTAssertGreaterThan(auto["LOOKUP"] ?? 0, 100, "readdirplus=auto: the kernel's heuristic: \(auto)")
     }
 
-    /// Appending to every lower file (a copy-up each): LOOKUP, OPEN (the copy-up), WRITE,
-    /// RELEASE and the kernel's `security.capability` GETXATTR.
+    /// Appending to every lower file (a copy-up each): OPEN (the copy-up), WRITE, RELEASE and
+    /// two GETXATTRs, the ACL (files of another owner) and the kernel's `security.capability`.
     func testCopyUpByAppend() throws {
         let c = try counts("for f in \"$M\"/src/*/*; do echo x >> \"$f\"; done")
         XCTAssertEqual(c["OPEN"], directories * filesPerDirectory, "one OPEN a file: \(c)")
-        report("copy-up by append", c, per: directories * filesPerDirectory, atMost: 4.7)  // 4.2
+        report("copy-up by append", c, per: directories * filesPerDirectory, atMost: 5.7)  // 5.2
     }
 }

@@ -89,8 +89,13 @@ extension UnionFileSystem {
 
     /// `setxattr`. `<ns>.overlay.X` is stored escaped, as `<ns>.overlay.overlay.X`, as the
     /// kernel stores it; the other namespace's markers are refused (`OverlayXattrs`).
+    ///
+    /// `clearingSetGID`: the kernel says the caller setting a POSIX ACL is neither in the
+    /// file's group nor privileged (`FUSE_SETXATTR_ACL_KILL_SGID`), so the setgid bit goes, as
+    /// the kernel's own `posix_acl_update_mode` does; the upper filesystem would keep it, since
+    /// the daemon that writes the ACL is privileged.
     public func setxattr(_ id: NodeID, name: UnsafePointer<CChar>, value: UnsafeRawBufferPointer,
-                         flags: Int32) throws(Errno) {
+                         flags: Int32, clearingSetGID: Bool = false) throws(Errno) {
         if isReadOnly { throw .readOnlyFileSystem }
         // Refused before anything is copied up.
         try stack.overlayXattrs.withStoredName(name, forWriting: true) { (_) throws(Errno) in }
@@ -100,6 +105,12 @@ extension UnionFileSystem {
         try withXattrPath(id) { (path) throws(Errno) in
             try stack.overlayXattrs.withStoredName(name, forWriting: true) { (stored) throws(Errno) in
                 try Sys.pathSetxattr(path, stored, value, flags)
+            }
+            if clearingSetGID {
+                // chmod(2) of the /proc link changes the inode it leads to (never a symlink:
+                // those carry no ACLs).
+                let st = try Sys.fstatat(AT_FDCWD, path, 0)
+                if st.st_mode & S_ISGID != 0, Glibc.chmod(path, st.st_mode & 0o7777 & ~S_ISGID) != 0 { throw Errno.current }
             }
         }
     }

@@ -115,11 +115,13 @@ extension UnionFileSystem {
         case .entry:
             throw .fileExists
         case .whiteout:
-            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: opaque) { (temp, isDir) throws(Errno) in
+            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: opaque,
+                             defaultACL: defaultACL(of: upper)) { (temp, isDir) throws(Errno) in
                 try replaceWhiteout(temp: temp, name: name, in: upper, isDirectory: isDir)
             }
         case .absent where opaque:
-            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: true) { (temp, _) throws(Errno) in
+            return try build(what, caller: caller, gid: gid, setgid: inherit, opaque: true,
+                             defaultACL: defaultACL(of: upper)) { (temp, _) throws(Errno) in
                 try Sys.renameat2(stack.staging!.fd, temp.cString, upper.fd, name.cString, Sys.renameNoReplace)
             }
         case .absent:
@@ -128,13 +130,17 @@ extension UnionFileSystem {
     }
 
     /// Builds the entry in the staging directory, calls `land` to move it, cleans up on failure.
+    /// `defaultACL`: the upper parent's default POSIX ACL, which an entry made there would
+    /// inherit and one made in the workdir does not (`InheritedACL`).
     private func build(_ what: NewEntry, caller: Caller, gid: gid_t, setgid: mode_t, opaque: Bool,
+                       defaultACL: [UInt8]?,
                        land: (borrowing FileName, Bool) throws(Errno) -> Void) throws(Errno) -> Descriptor? {
         let staging = stack.staging!
         return try Staging.withTemporaryName { (t) throws(Errno) -> Descriptor? in
             // On failure the new file's descriptor (if any) closes as it goes out of scope.
             do throws(Errno) {
                 let fd = try makeEntry(what, in: staging, name: t, uid: caller.uid, gid: gid, setgid: setgid)
+                if let defaultACL { try inheritACL(defaultACL, what, staged: t, in: staging) }
                 if opaque {
                     try setOpaque(try staging.openChild(t))
                 }
@@ -147,6 +153,42 @@ extension UnionFileSystem {
                 throw error
             }
         }
+    }
+
+    /// The default POSIX ACL of an upper directory, nil without one (or with `noacl`).
+    private func defaultACL(of dir: LayerDir) -> [UInt8]? {
+        if options.noACL { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { (buffer) -> [UInt8]? in
+            guard let n = try? Sys.fgetxattr(dir.fd, "system.posix_acl_default", buffer), n > 0 else { return nil }
+            return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    /// Gives the staged entry `name` what it would have inherited from `defaultACL` had it been
+    /// made in its upper directory: the mode the ACL allows, its access ACL, and for a
+    /// directory the default ACL itself. Symlinks carry no ACLs.
+    private func inheritACL(_ defaultACL: [UInt8], _ what: NewEntry, staged name: borrowing FileName,
+                            in staging: LayerDir) throws(Errno) {
+        let requested: mode_t
+        switch what {
+        case .file(let mode, _), .node(let mode, _), .directory(let mode): requested = mode
+        case .symlink: return
+        }
+        guard let inherited = InheritedACL.inherit(defaultACL, mode: requested) else { return }
+        let entry = try staging.openFile(name, O_PATH)
+        try withProcFDPath(entry) { (path) throws(Errno) in
+            let st = try Sys.fstatat(AT_FDCWD, path, 0)
+            if Glibc.chmod(path, (st.st_mode & 0o7000) | inherited.mode) != 0 { throw Errno.current }
+            if let access = inherited.access { try setACL(path, "system.posix_acl_access", access) }
+            if case .directory = what { try setACL(path, "system.posix_acl_default", defaultACL) }
+        }
+    }
+
+    private func setACL(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: [UInt8]) throws(Errno) {
+        let result = value.withUnsafeBytes { (v) -> Result<Void, Errno> in
+            Result { () throws(Errno) in try Sys.pathSetxattr(path, name, v, 0) }
+        }
+        try result.get()
     }
 
     /// Makes one entry owned by uid/gid; returns the descriptor for a file.

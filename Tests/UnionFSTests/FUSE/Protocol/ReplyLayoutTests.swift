@@ -115,11 +115,11 @@ final class ReplyLayoutTests: XCTestCase {
         let a = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: false))
         XCTAssertEqual(a.minor, 45)
         for f in [InitFlag.parallelDirops, InitFlag.handleKillprivV2, InitFlag.atomicOTrunc, InitFlag.doReaddirplus,
-                  InitFlag.cacheSymlinks, InitFlag.maxPages, InitFlag.explicitInvalData,
+                  InitFlag.cacheSymlinks, InitFlag.maxPages, InitFlag.explicitInvalData, InitFlag.posixACL,
                   InitFlag.setxattrExt, InitFlag.initExt] {
             XCTAssertNotEqual(a.flags & f, 0, "flag \(f)")
         }
-        for f in [InitFlag.readdirplusAuto, InitFlag.writebackCache, InitFlag.posixACL, InitFlag.handleKillpriv, InitFlag.passthrough,
+        for f in [InitFlag.readdirplusAuto, InitFlag.writebackCache, InitFlag.handleKillpriv, InitFlag.passthrough,
                   InitFlag.autoInvalData, InitFlag.spliceRead, InitFlag.posixLocks] {
             XCTAssertEqual(a.flags & f, 0, "flag \(f)")
         }
@@ -129,6 +129,8 @@ final class ReplyLayoutTests: XCTestCase {
         let auto = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: false, readdirplusAuto: true))
         XCTAssertNotEqual(auto.flags & InitFlag.readdirplusAuto, 0)
         XCTAssertNotEqual(auto.flags & InitFlag.doReaddirplus, 0)
+        let noACL = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: false, posixACL: false))
+        XCTAssertEqual(noACL.flags & InitFlag.posixACL, 0, "acl=off")
         let w = try XCTUnwrap(InitAgreement.negotiate(offer, writeback: true))
         XCTAssertTrue(w.writebackCache)
         XCTAssertFalse(w.killPrivilegesV2, "no daemon-side kill with the writeback cache")

@@ -166,14 +166,14 @@ final class RequestDecoderTests: XCTestCase {
 
     func testXattrs() throws {
         try withDecoded(M.message(.setxattr) { p in p.u32(3); p.u32(1); p.name("user.a"); p.raw([7, 8, 9]) }) { _, op in
-            guard case .setxattr(1, let n, let v) = op else { return XCTFail("\(op)") }
+            guard case .setxattr(1, let n, let v, 0) = op else { return XCTFail("\(op)") }
             XCTAssertEqual(n.string, "user.a")
             XCTAssertEqual(Array(v), [7, 8, 9])
         }
-        // With SETXATTR_EXT the fixed part is 16 bytes.
+        // With SETXATTR_EXT the fixed part is 16 bytes, with setxattr_flags (ACL_KILL_SGID here).
         try withDecoded(M.message(.setxattr) { p in p.u32(2); p.u32(2); p.u32(1); p.u32(0); p.name("user.b"); p.raw([1, 2]) },
                         RequestDecoder(setxattrExt: true)) { _, op in
-            guard case .setxattr(2, let n, let v) = op else { return XCTFail("\(op)") }
+            guard case .setxattr(2, let n, let v, SetxattrFlag.aclKillSGID) = op else { return XCTFail("\(op)") }
             XCTAssertEqual(n.string, "user.b")
             XCTAssertEqual(Array(v), [1, 2])
         }
