@@ -106,8 +106,8 @@ extension MountOptions {
             // fuse-overlayfs's option: writeback=0 keeps the kernel's page cache write-through.
             o.fileSystem.writebackCache = try a.choice(["0", "1"], "0 or 1") == "1"
         },
-        .init(["readdirplus"], "readdirplus=always|auto", ["listings carry attributes in every chunk (always), or",
-                                                            "as the kernel chooses (auto: cheaper when nobody stats)"]) { o, a throws(ConfigurationError) in
+        .init(["readdirplus"], "readdirplus=always|auto", ["attributes in every listing chunk (always),",
+                                                            "or as the kernel chooses (auto)"]) { o, a throws(ConfigurationError) in
             o.fileSystem.readdirplusAuto = try a.choice(["always", "auto"], "always or auto") == "auto"
         },
         .init(["rename_exdev"], "rename_exdev", ["EXDEV for renaming a dir with lower content, as the",
