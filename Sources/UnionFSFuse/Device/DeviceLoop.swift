@@ -56,6 +56,7 @@ final class DeviceLoop: @unchecked Sendable {
                 let queue = UringQueue(qid: UInt16(cpu), fd: clone, loop: self)
                 let context = Unmanaged.passRetained(QueueContext(queue: queue, payload: payload)).toOpaque()
                 var thread = pthread_t()
+                stats.ringQueues.add(1, ordering: .relaxed)  // before it can fail and subtract
                 if pthread_create(&thread, nil, { arg in
                     let ctx = Unmanaged<QueueContext>.fromOpaque(arg!).takeRetainedValue()
                     ctx.queue.run(depth: UringQueue.depth, payloadSize: ctx.payload)
@@ -65,10 +66,10 @@ final class DeviceLoop: @unchecked Sendable {
                     queues.append(queue)
                 } else {
                     Unmanaged<QueueContext>.fromOpaque(context).release()
+                    stats.ringQueues.subtract(1, ordering: .relaxed)
                     Sys.close(clone)
                 }
             }
-            stats.ringQueues.store(queues.count, ordering: .relaxed)
         }
         defer {
             // The kernel ends every entry's command when the connection ends; joined after the

@@ -52,6 +52,15 @@ final class UringQueue: @unchecked Sendable {
     /// Registers `depth` entries of `payloadSize` bytes and serves them until each has ended.
     func run(depth: Int, payloadSize: Int) {
         _ = unionfs_pin_to_cpu(Int32(qid))  // an offline CPU's queue is served from anywhere
+        defer {
+            // A queue the kernel refused leaves its CPU's requests on /dev/fuse: say so, and
+            // do not count it as serving.
+            if failure != 0 {
+                loop.stats.ringQueues.subtract(1, ordering: .relaxed)
+                let line = "unionfs-swift: io_uring queue \(qid) not serving (errno \(failure)); requests stay on /dev/fuse\n"
+                _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+            }
+        }
         var size: UInt32 = 1
         while size < UInt32(depth) { size <<= 1 }
         let e = unionfs_uring_init(&ring, size)
