@@ -23,6 +23,10 @@ import UnionFSCore
 /// also hands the entry back for the next request: one `io_uring_enter` per request instead
 /// of a read and a writev. On unmount the kernel completes every entry's command with an
 /// error (`-ENOTCONN`); a queue ends when each of its entries has.
+///
+/// The trade: a queue's thread serves its CPU's requests one at a time (the other entries wait
+/// filled), so one slow request (a large copy-up) delays the requests of processes on that
+/// CPU, where the `/dev/fuse` workers would serve them beside it.
 final class UringQueue: @unchecked Sendable {
     let qid: UInt16
     /// A clone of the connection's descriptor (`fuse_get_dev` accepts any).

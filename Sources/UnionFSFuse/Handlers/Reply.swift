@@ -48,7 +48,8 @@ class ReplySink: @unchecked Sendable {
 ///
 /// Every answering method consumes the reply, so the compiler rejects a second answer; a reply
 /// dropped without an answer sends `EIO` from `deinit`, so the caller never hangs. Every answer
-/// is encoded in the kernel's layout (`ReplyLayout`) and written with one `writev`.
+/// is encoded in the kernel's layout (`ReplyLayout`) and handed to the request's transport
+/// (`ReplySink`): one `writev` on `/dev/fuse`, or the ring entry's buffers and a commit.
 struct Reply: ~Copyable {
     let channel: ReplyChannel
     let caller: RequestCaller
