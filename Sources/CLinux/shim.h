@@ -12,7 +12,8 @@
 #include <malloc.h>  /* malloc_trim */
 #include <sys/statfs.h>
 #include <stdint.h>
-#include <unistd.h>  /* syscall */  /* fstatfs: the upper's filesystem type */
+#include <unistd.h>  /* syscall */
+#include "uring.h"  /* fstatfs: the upper's filesystem type */
 
 static const int unionfs_O_PATH = 010000000;
 static const int unionfs_O_DIRECT = 040000;

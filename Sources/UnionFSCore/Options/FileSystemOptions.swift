@@ -33,6 +33,12 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// Refuse POSIX ACL xattrs (`system.posix_acl_*`) with `EOPNOTSUPP` (fuse-overlayfs's
     /// `noacl`); the kernel is then not asked to check ACLs (no FUSE_POSIX_ACL) either.
     public var noACL = false
+    /// Which transport carries requests (`uring=auto|on|off`): FUSE over io_uring (Linux 6.14+,
+    /// one ring queue per CPU, a request and its reply in one `io_uring_enter` instead of a read
+    /// and a writev) or `/dev/fuse`. `auto` uses the ring when the fuse module's `enable_uring`
+    /// parameter is on and the kernel agrees FUSE_OVER_IO_URING at INIT; `on` fails the mount
+    /// otherwise; `off` never asks.
+    public var uring: UringChoice = .auto
     /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
     /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
     public var xattrPermissions = 0
@@ -47,4 +53,9 @@ public struct FileSystemOptions: Sendable, Equatable {
         self.volatile = volatile
         self.renameDirectoriesEXDEV = renameDirectoriesEXDEV
     }
+}
+
+/// `uring=auto|on|off` (see `FileSystemOptions.uring`).
+public enum UringChoice: String, Sendable {
+    case auto, on, off
 }

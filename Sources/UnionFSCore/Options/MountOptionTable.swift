@@ -147,6 +147,10 @@ extension MountOptions {
         .init(["static_nlink"], "static_nlink", ["report nlink 1 for every directory"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.staticDirectoryNlink = true
         },
+        .init(["uring"], "uring=auto|on|off", ["FUSE over io_uring (Linux 6.14+): auto (default) when",
+                                                "the fuse module's enable_uring is on, else /dev/fuse"]) { o, a throws(ConfigurationError) in
+            o.fileSystem.uring = UringChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off")) ?? .auto
+        },
         .init(["noacl"], "noacl", ["refuse POSIX ACL xattrs; permission checks use the",
                                      "mode bits alone"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.noACL = true

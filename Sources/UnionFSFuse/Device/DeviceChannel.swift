@@ -9,7 +9,7 @@ import UnionFSCore
 /// Every reply is one `writev`: the out header and up to two parts of payload in place. A reply
 /// the kernel no longer waits for (the request was interrupted, `ENOENT`) or a connection gone
 /// (`ENODEV`) is dropped: there is no one left to tell.
-final class DeviceChannel: @unchecked Sendable {
+final class DeviceChannel: ReplySink, @unchecked Sendable {
     let fd: Int32
     /// Whether `fd` is ours to close (a clone) or the session's.
     private let ownsDescriptor: Bool
@@ -24,6 +24,7 @@ final class DeviceChannel: @unchecked Sendable {
         self.stats = stats
         self.ownsDescriptor = ownsDescriptor
         dataBuffer = .allocate(byteCount: max(maxRead, 4096), alignment: 4096)
+        super.init()
     }
 
     deinit {
@@ -32,12 +33,12 @@ final class DeviceChannel: @unchecked Sendable {
     }
 
     /// An error reply (0: success without payload).
-    func send(unique: UInt64, error: Int32) {
+    override func send(unique: UInt64, error: Int32) {
         send(unique: unique, error: error, UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
     /// A success reply with `a` then `b` as its payload.
-    func send(unique: UInt64, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+    override func send(unique: UInt64, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
         send(unique: unique, error: 0, a, b)
     }
 
@@ -47,7 +48,7 @@ final class DeviceChannel: @unchecked Sendable {
     }
 
     /// Answers a read with up to `size` bytes at `offset` of `fd`.
-    func sendData(unique: UInt64, from file: Int32, size: Int, offset: Int64) {
+    override func sendData(unique: UInt64, from file: Int32, size: Int, offset: Int64) {
         let want = min(size, dataBuffer.count)
         do throws(Errno) {
             let n = try Sys.pread(file, UnsafeMutableRawBufferPointer(rebasing: dataBuffer[0..<want]), offset)

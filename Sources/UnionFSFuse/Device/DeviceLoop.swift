@@ -24,18 +24,60 @@ final class DeviceLoop: @unchecked Sendable {
     let stats: TransportStats
     /// Trace every request to stderr in libfuse's `-d` form (`unique: N, opcode: NAME (n), …`).
     let debug: Bool
+    /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringQueue`).
+    let uring: UringChoice
 
-    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false) {
+    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: UringChoice = .off) {
         self.connection = connection
         self.fd = fd
         self.stats = stats
         self.debug = debug
+        self.uring = uring
     }
 
     /// Serves the connection with `threads` workers until it ends; 0 then, 1 when the
     /// handshake failed.
     func run(threads: Int) -> Int32 {
         guard let agreement = handshake() else { return 1 }
+        let useRing = agreement.flags & InitFlag.overIOUring != 0
+        if uring == .on && !useRing {
+            let line = "unionfs-swift: uring=on: the kernel did not agree FUSE_OVER_IO_URING at INIT. \(UringSupport.howToEnable)\n"
+            _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+            return 1
+        }
+        // The ring's queues, one per possible CPU, beside the device workers, which still get
+        // FORGET, INTERRUPT and whatever comes before every queue is registered.
+        var queueThreads: [pthread_t] = []
+        var queues: [UringQueue] = []
+        if useRing {
+            let payload = max(8192, Int(agreement.maxWrite), Int(agreement.maxPages) * 4096)
+            for cpu in 0..<UringSupport.possibleCPUs {
+                guard let clone = Self.clone(fd) else { break }
+                let queue = UringQueue(qid: UInt16(cpu), fd: clone, loop: self)
+                let context = Unmanaged.passRetained(QueueContext(queue: queue, payload: payload)).toOpaque()
+                var thread = pthread_t()
+                stats.ringQueues.add(1, ordering: .relaxed)  // before it can fail and subtract
+                if pthread_create(&thread, nil, { arg in
+                    let ctx = Unmanaged<QueueContext>.fromOpaque(arg!).takeRetainedValue()
+                    ctx.queue.run(depth: UringQueue.depth, payloadSize: ctx.payload)
+                    return nil
+                }, context) == 0 {
+                    queueThreads.append(thread)
+                    queues.append(queue)
+                } else {
+                    Unmanaged<QueueContext>.fromOpaque(context).release()
+                    stats.ringQueues.subtract(1, ordering: .relaxed)
+                    Sys.close(clone)
+                }
+            }
+        }
+        defer {
+            // The kernel ends every entry's command when the connection ends; joined after the
+            // device workers (which end first, on ENODEV), with a bound so a kernel that keeps
+            // a command cannot hang the unmount.
+            for t in queueThreads { _ = unionfs_join_within(t, 5) }
+            for q in queues { Sys.close(q.fd) }
+        }
         // Every worker reads a clone, even the first: libfuse closes the connection's own
         // descriptor when it unmounts, and a read on a closed (and maybe reused) number must
         // not happen. Without clones, one worker serves the connection's descriptor.
@@ -96,6 +138,7 @@ final class DeviceLoop: @unchecked Sendable {
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
             guard let agreed = InitAgreement.negotiate(offer, writeback: writeback,
+                                                     uring: uring != .off && UringSupport.enabled,
                                                      readdirplusAuto: fs.options.readdirplusAuto,
                                                      posixACL: !fs.options.noACL) else {
                 // A major other than 7: say which we speak and wait for the kernel to retry.
@@ -137,7 +180,7 @@ final class DeviceLoop: @unchecked Sendable {
     }
 
     /// Decodes one request and hands it to its handler.
-    func dispatch(_ message: UnsafeRawBufferPointer, _ channel: DeviceChannel) {
+    func dispatch(_ message: UnsafeRawBufferPointer, _ channel: ReplySink) {
         let start = TransportStats.now()
         let header: InHeader, op: Operation
         do throws(ProtocolError) { (header, op) = try decoder.decode(message) } catch {
@@ -149,7 +192,7 @@ final class DeviceLoop: @unchecked Sendable {
         }
         if debug { trace(header) }
         if case .write(_, _, _, _, let data) = op { stats.bytesWritten.add(UInt64(data.count), ordering: .relaxed) }
-        let r = Reply(.device(Unmanaged.passUnretained(channel), unique: header.unique),
+        let r = Reply(.device(Unmanaged<ReplySink>.passUnretained(channel), unique: header.unique),
                       caller: RequestCaller(uid: header.uid, gid: header.gid, pid: pid_t(bitPattern: header.pid)))
         Self.handle(op, header, r, connection, killPrivilegesV2: agreement?.killPrivilegesV2 ?? false)
         stats.record(opcode: header.opcode, nanoseconds: TransportStats.now() &- start)
@@ -160,6 +203,13 @@ final class DeviceLoop: @unchecked Sendable {
         let line = "unique: \(h.unique), opcode: \(name) (\(h.opcode)), nodeid: \(h.node), insize: \(h.length), pid: \(h.pid)\n"
         _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
     }
+}
+
+/// What a ring queue's thread needs, handed over through pthread_create's argument.
+private final class QueueContext {
+    let queue: UringQueue
+    let payload: Int
+    init(queue: UringQueue, payload: Int) { self.queue = queue; self.payload = payload }
 }
 
 /// What a worker thread needs, handed over through pthread_create's argument.

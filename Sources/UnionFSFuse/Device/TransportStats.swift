@@ -22,6 +22,10 @@ final class TransportStats: Sendable {
     private let latency: [Counter] = (0..<TransportStats.opcodes * TransportStats.buckets).map { _ in Counter() }
     let bytesRead = Atomic<UInt64>(0)
     let bytesWritten = Atomic<UInt64>(0)
+    /// FUSE over io_uring queues serving (0: `/dev/fuse` only).
+    let ringQueues = Atomic<Int>(0)
+    /// Requests that came through the ring (the rest came through `/dev/fuse`).
+    let ringRequests = Atomic<UInt64>(0)
 
     init() {}
 
@@ -58,7 +62,11 @@ final class TransportStats: Sendable {
 
     /// A table: one line per opcode seen, with count and p50/p90/p99 latency, then the totals.
     func report() -> String {
-        var lines = ["opcode            requests    p50 µs    p90 µs    p99 µs"]
+        let queues = ringQueues.load(ordering: .relaxed)
+        var lines = [queues > 0
+            ? "transport: io_uring (\(queues) queues; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
+            : "transport: /dev/fuse"]
+        lines.append("opcode            requests    p50 µs    p90 µs    p99 µs")
         var all = [UInt64](repeating: 0, count: Self.buckets)
         var total: UInt64 = 0
         for op in 0..<Self.opcodes {

@@ -30,6 +30,10 @@ public final class FuseSession: @unchecked Sendable {
     /// Mounts `fileSystem` at `mountpoint` with extra mount options (`-o` style, comma-joined).
     public init(fileSystem: UnionFileSystem, mountpoint: String, fuseOptions: [String],
                 debug: Bool = false) throws(ConfigurationError) {
+        // uring=on that cannot be honoured fails before anything is mounted, saying how to fix it.
+        if fileSystem.options.uring == .on && !UringSupport.enabled {
+            throw ConfigurationError("uring=on: \(UringSupport.howToEnable)")
+        }
         try MountAccess.check(fuseOptions: fuseOptions)
         self.debug = debug
         self.fileSystem = fileSystem
@@ -84,7 +88,8 @@ public final class FuseSession: @unchecked Sendable {
     public func run(threads: Int) -> Int32 {
         signalWatcher?.start(onStats: { [unowned self] in self.writeStats() }, onEnd: { [unowned self] in self.unmountNow() })
         defer { signalWatcher?.stop() }
-        return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug).run(threads: threads)
+        return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
+                          uring: connection.fileSystem.options.uring).run(threads: threads)
     }
 
     /// The counters as a table (`unionfs-swift stats`).

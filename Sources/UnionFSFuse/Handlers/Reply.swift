@@ -19,23 +19,37 @@ struct RequestCaller: Sendable {
     }
 }
 
-/// Where a reply goes: the `/dev/fuse` descriptor the request came from (`DeviceChannel`, which
-/// outlives every request its worker serves: unretained, so a reply stays trivially destroyed)
-/// with the request's `unique`.
+/// Where a reply goes: the transport the request came on (a `/dev/fuse` descriptor,
+/// `DeviceChannel`, or an io_uring entry, `UringEntry`; either outlives every request it
+/// carries: unretained, so a reply stays trivially destroyed) with the request's `unique`.
+/// Handlers only ever see `Reply`, never which transport answers.
 struct ReplyChannel {
-    let channel: Unmanaged<DeviceChannel>
+    let channel: Unmanaged<ReplySink>
     let unique: UInt64
 
-    static func device(_ channel: Unmanaged<DeviceChannel>, unique: UInt64) -> ReplyChannel {
+    static func device(_ channel: Unmanaged<ReplySink>, unique: UInt64) -> ReplyChannel {
         ReplyChannel(channel: channel, unique: unique)
     }
+}
+
+/// One transport's way of sending an answer: a `writev` on `/dev/fuse` (`DeviceChannel`), or
+/// the ring entry's buffers committed with the next fetch (`UringEntry`). A class, not a
+/// protocol, so a reply holds one unretained pointer and a call is one vtable dispatch.
+class ReplySink: @unchecked Sendable {
+    /// An error reply (0: success without payload).
+    func send(unique: UInt64, error: Int32) {}
+    /// A success reply with `a` then `b` as its payload.
+    func send(unique: UInt64, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {}
+    /// Answers a read with up to `size` bytes at `offset` of `file`.
+    func sendData(unique: UInt64, from file: Int32, size: Int, offset: Int64) {}
 }
 
 /// The answer to one request, which must be given exactly once.
 ///
 /// Every answering method consumes the reply, so the compiler rejects a second answer; a reply
 /// dropped without an answer sends `EIO` from `deinit`, so the caller never hangs. Every answer
-/// is encoded in the kernel's layout (`ReplyLayout`) and written with one `writev`.
+/// is encoded in the kernel's layout (`ReplyLayout`) and handed to the request's transport
+/// (`ReplySink`): one `writev` on `/dev/fuse`, or the ring entry's buffers and a commit.
 struct Reply: ~Copyable {
     let channel: ReplyChannel
     let caller: RequestCaller

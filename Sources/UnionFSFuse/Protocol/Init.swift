@@ -48,7 +48,7 @@ struct InitAgreement: Equatable {
 
     /// What to agree to `offer`; `writeback`: the mount asks for the writeback cache.
     /// nil when the kernel's major is not 7 or its minor older than `oldestMinor`.
-    static func negotiate(_ offer: InitIn, writeback: Bool, passthrough: Bool = false,
+    static func negotiate(_ offer: InitIn, writeback: Bool, passthrough: Bool = false, uring: Bool = false,
                           readdirplusAuto: Bool = false, posixACL: Bool = true) -> InitAgreement? {
         guard offer.major == 7, offer.minor >= oldestMinor else { return nil }
         var want = InitFlag.asyncRead | InitFlag.bigWrites | InitFlag.atomicOTrunc | InitFlag.parallelDirops
@@ -58,6 +58,7 @@ struct InitAgreement: Equatable {
         if posixACL { want |= InitFlag.posixACL | InitFlag.dontMask }
         if writeback { want |= InitFlag.writebackCache } else { want |= InitFlag.handleKillprivV2 }
         if passthrough && !writeback { want |= InitFlag.passthrough }
+        if uring { want |= InitFlag.overIOUring }
         var flags = want & offer.flags
         if offer.flags & InitFlag.initExt != 0 { flags |= InitFlag.initExt } else { flags &= 0xffff_ffff }
         let pages = flags & InitFlag.maxPages != 0 ? pages : 32

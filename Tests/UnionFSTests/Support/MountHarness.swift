@@ -126,6 +126,7 @@ final class FuseMount: @unchecked Sendable {
             throw StartError(description: "unionfs-swift not built at \(binary) (run swift build first)")
         }
         let logPath = mountPoint + ".log"
+        let options = UringTestMode.apply(to: options)
         let command = launcher + [binary, "-f"] + extraArguments + ["-o", options, mountPoint]
         let p = try ChildProcess(command[0], Array(command.dropFirst()), stdoutPath: logPath, stderrPath: logPath)
         let m = FuseMount(mountPoint: mountPoint, process: p, logPath: logPath)
@@ -207,5 +208,31 @@ extension TempDirTestCase {
         let k = try KernelOverlay(lowers: lowers, upper: upper, work: work, mountPoint: mnt)
         addCleanup { k.stop() }
         return k
+    }
+}
+
+/// `UNIONFS_TEST_URING=1`: every mount test runs on FUSE over io_uring (`uring=on` added to
+/// its options unless it sets `uring=` itself), with the fuse module's `enable_uring` turned
+/// on first when root (scripts/test.sh restores it after the pass).
+enum UringTestMode {
+    static let parameter = "/sys/module/fuse/parameters/enable_uring"
+    static var active: Bool { ProcessInfo.processInfo.environment["UNIONFS_TEST_URING"] == "1" }
+
+    static func apply(to options: String) -> String {
+        guard active, !options.contains("uring=") else { return options }
+        _ = setParameter(true)
+        return options + ",uring=on"
+    }
+
+    /// The parameter's value ("Y"/"N"), or nil where the kernel has no FUSE over io_uring.
+    static func parameterValue() -> String? {
+        (try? String(contentsOfFile: parameter, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @discardableResult
+    static func setParameter(_ on: Bool) -> Bool {
+        guard let fd = Optional(open(parameter, O_WRONLY)), fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, on ? "1" : "0", 1) == 1
     }
 }

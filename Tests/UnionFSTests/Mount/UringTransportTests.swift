@@ -1,0 +1,67 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// FUSE over io_uring (`uring=auto|on|off`): the ring serves a mount and unmounts cleanly;
+/// `uring=on` without the fuse module's `enable_uring` fails saying how to turn it on; `auto`
+/// falls back to /dev/fuse. Each test sets the parameter and puts it back.
+final class UringTransportTests: MountTestCase {
+    private var saved: String?
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        guard let value = UringTestMode.parameterValue() else { throw XCTSkip("this kernel has no FUSE over io_uring") }
+        saved = value
+    }
+
+    override func tearDownWithError() throws {
+        if let saved { UringTestMode.setParameter(saved == "Y" || saved == "1") }
+        try super.tearDownWithError()
+    }
+
+    private func stats(_ m: FuseMount) throws -> String {
+        try Run.program(TestEnvironment.binary, ["stats", m.mountPoint], timeout: 10).stdout
+    }
+
+    func testRingServesLookupsReadsWritesListings() throws {
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        try fx.layer("low").file("a/one", "lower data").file("a/two", "2").dir("empty")
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),uring=on")
+        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/a/one", encoding: .utf8), "lower data")
+        for i in 0..<50 {
+            try "file \(i)".write(toFile: m.mountPoint + "/a/new\(i)", atomically: false, encoding: .utf8)
+        }
+        try "appended".write(toFile: m.mountPoint + "/a/two", atomically: false, encoding: .utf8)
+        let big = [UInt8](repeating: 7, count: 3 << 20)
+        XCTAssertTrue(FileManager.default.createFile(atPath: m.mountPoint + "/big", contents: Data(big)))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: m.mountPoint + "/big")).count, big.count)
+        let names = try FileManager.default.contentsOfDirectory(atPath: m.mountPoint + "/a")
+        XCTAssertEqual(names.count, 52)
+        XCTAssertEqual(try String(contentsOfFile: upper + "/a/new7", encoding: .utf8), "file 7")
+        XCTAssertEqual(unlink(m.mountPoint + "/a/new0"), 0)
+        let report = try stats(m)
+        XCTAssertTrue(report.contains("transport: io_uring"), report)
+        let started = Date()
+        m.stop()
+        XCTAssertFalse(MountTable.isMounted(m.mountPoint))
+        XCTAssertFalse(m.process.isRunning, "daemon still running after unmount: \(m.log)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "unmount of a ring mount took too long")
+    }
+
+    func testOnWithParameterOffFailsSayingHow() throws {
+        XCTAssertTrue(UringTestMode.setParameter(false))
+        try fx.layer("low").file("f", "x")
+        XCTAssertThrowsError(try fuseMount(lowerdirOption(["low"]) + ",uring=on", timeout: 10)) { error in
+            XCTAssertTrue("\(error)".contains("echo 1 > /sys/module/fuse/parameters/enable_uring"), "\(error)")
+        }
+    }
+
+    func testAutoFallsBackToDevice() throws {
+        XCTAssertTrue(UringTestMode.setParameter(false))
+        try fx.layer("low").file("f", "x")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=auto")
+        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
+        XCTAssertTrue(try stats(m).contains("transport: /dev/fuse"))
+    }
+}
