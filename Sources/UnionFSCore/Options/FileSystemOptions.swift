@@ -25,6 +25,12 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// a 92k-entry tree sent 58k LOOKUPs, and none with `always`). `auto` is cheaper for
     /// listings nobody stats (`ls -f` of a 29k-entry directory: 56 ms against 464 ms).
     public var readdirplusAuto: Bool = false
+    /// FUSE passthrough (`passthrough=auto|on|off`, Linux 6.9+): reads, writes and mmap of an
+    /// open file go from the kernel straight to the layer's file, never through the daemon.
+    /// `auto` uses it where the kernel allows it (CAP_SYS_ADMIN in the initial user namespace,
+    /// FUSE_PASSTHROUGH offered at INIT, no writeback cache) and is silently off elsewhere;
+    /// `on` refuses to mount where it cannot be had. Which files get it: `PassthroughFiles`.
+    public var passthrough: PassthroughMode = .auto
 
     /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).
     public var idMapping = IDMapping()
@@ -47,4 +53,9 @@ public struct FileSystemOptions: Sendable, Equatable {
         self.volatile = volatile
         self.renameDirectoriesEXDEV = renameDirectoriesEXDEV
     }
+}
+
+/// `passthrough=auto|on|off` (`FileSystemOptions.passthrough`).
+public enum PassthroughMode: String, Sendable, Equatable {
+    case auto, on, off
 }

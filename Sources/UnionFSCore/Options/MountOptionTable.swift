@@ -110,6 +110,10 @@ extension MountOptions {
                                                             "or as the kernel chooses (auto)"]) { o, a throws(ConfigurationError) in
             o.fileSystem.readdirplusAuto = try a.choice(["always", "auto"], "always or auto") == "auto"
         },
+        .init(["passthrough"], "passthrough=auto|on|off", ["file data straight from the kernel to the layer's file",
+                                                            "(Linux 6.9+, root; auto: where the kernel allows it)"]) { o, a throws(ConfigurationError) in
+            o.fileSystem.passthrough = PassthroughMode(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off"))!
+        },
         .init(["rename_exdev"], "rename_exdev", ["EXDEV for renaming a dir with lower content, as the",
                                                   "kernel does (default: copy the subtree up and move it)"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.renameDirectoriesEXDEV = true

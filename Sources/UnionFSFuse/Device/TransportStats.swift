@@ -22,6 +22,8 @@ final class TransportStats: Sendable {
     private let latency: [Counter] = (0..<TransportStats.opcodes * TransportStats.buckets).map { _ in Counter() }
     let bytesRead = Atomic<UInt64>(0)
     let bytesWritten = Atomic<UInt64>(0)
+    /// Opens answered with a passthrough backing file (their reads and writes never come here).
+    let passthroughOpens = Atomic<UInt64>(0)
 
     init() {}
 
@@ -73,6 +75,7 @@ final class TransportStats: Sendable {
         lines.append(Self.row("ALL", total, all))
         lines.append("bytes read through the channel:    \(bytesRead.load(ordering: .relaxed))")
         lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
+        lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")
         return lines.joined(separator: "\n") + "\n"
     }
 
