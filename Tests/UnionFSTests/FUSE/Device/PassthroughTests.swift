@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import UnionFS
 import XCTest
 
 /// FUSE passthrough (`passthrough=auto|on|off`): file data goes between the kernel and the
@@ -145,6 +146,33 @@ final class PassthroughTests: MountTestCase {
         XCTAssertEqual(off.newReader, "UPPER!")
         XCTAssertEqual(off.passthroughOpens, 0)
         XCTAssertEqual(on.passthroughOpens, 1, "only the open after the copy-up is passed through")
+    }
+
+    /// `O_DIRECT` through a passthrough descriptor: the caller's own buffer goes to the layer's
+    /// filesystem, so direct I/O answers as on the plain file, misaligned buffer included (the
+    /// daemon's aligned copy, `DirectIOTests`, is not on this path), and the data is the file's.
+    func testDirectIOGoesToTheBackingFile() throws {
+        try fx.layer("low").fileBytes("big", content)
+        FileManager.default.createFile(atPath: tmp + "/plain", contents: Data(content))
+        let m = try fuseMount(lowerdirOption(["low"]) + ",passthrough=on")
+        func direct(_ path: String) -> [String] {
+            let fd = open(path, O_RDONLY | O_DIRECT)
+            guard fd >= 0 else { return ["open: \(String(cString: strerror(errno)))"] }
+            defer { close(fd) }
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4096)
+            defer { buf.deallocate() }
+            var out: [String] = []
+            for (bufOffset, off, len) in [(0, 0, 4096), (0, 8192, 32768), (1, 0, 4096), (0, 100, 4096)] {
+                let n = pread(fd, buf.baseAddress! + bufOffset, len, off_t(off))
+                let same = n > 0 && Array(UnsafeRawBufferPointer(rebasing: buf[bufOffset..<(bufOffset + n)])) == Array(content[off..<(off + n)])
+                out.append("read \(len)@\(off) buffer+\(bufOffset) = \(n < 0 ? String(cString: strerror(errno)) : "\(n) \(same)")")
+            }
+            return out
+        }
+        let plain = direct(tmp + "/plain"), mine = direct(m.mountPoint + "/big")
+        XCTAssertEqual(mine, plain)
+        XCTAssertEqual(mine.first, "read 4096@0 buffer+0 = 4096 true")
+        XCTAssertNil(try stats(m).requests["READ"])
     }
 
     /// passthrough=off: today's behaviour, reads come to the daemon.
