@@ -175,6 +175,32 @@ final class PassthroughTests: MountTestCase {
         XCTAssertNil(try stats(m).requests["READ"])
     }
 
+    /// A file whose pages were cached, then written by passthrough, then opened cached again
+    /// (setuid makes it ineligible) reads what was written, not the old pages: the passthrough
+    /// open, answered without FOPEN_KEEP_CACHE (which the kernel refuses with passthrough),
+    /// drops the inode's pages, and passthrough I/O never fills them, so no cached open can
+    /// find pages older than a passthrough write.
+    func testCachedOpenAfterPassthroughWritesSeesThem() throws {
+        try fx.layer("low").file("f", "lower-lower")
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),passthrough=on")
+        let path = m.mountPoint + "/f"
+        let reader = open(path, O_RDONLY)  // lower, cached: its pages land in the page cache
+        var buf = [UInt8](repeating: 0, count: 64)
+        XCTAssertEqual(buf.withUnsafeMutableBytes { pread(reader, $0.baseAddress, $0.count, 0) }, 11)
+        let writer = open(path, O_WRONLY)  // cached too (the reader is), copies up
+        XCTAssertEqual(pwrite(writer, "AAAAA", 5, 0), 5)
+        close(writer)
+        close(reader)
+        let pt = open(path, O_WRONLY)  // now in the upper with nothing open: passed through
+        XCTAssertEqual(pwrite(pt, "BBBBB", 5, 0), 5)
+        close(pt)
+        XCTAssertEqual(try stats(m).passthroughOpens, 1)
+        XCTAssertEqual(chmod(path, 0o4644), 0)  // setuid: the next open is cached
+        XCTAssertEqual(readAll(path).map { String(decoding: $0, as: UTF8.self) }, "BBBBB-lower")
+        XCTAssertEqual(try stats(m).passthroughOpens, 1)
+    }
+
     /// passthrough=off: today's behaviour, reads come to the daemon.
     func testOffSendsReadsToTheDaemon() throws {
         try fx.layer("low").fileBytes("big", content)
