@@ -201,6 +201,32 @@ final class PassthroughTests: MountTestCase {
         XCTAssertEqual(try stats(m).passthroughOpens, 1)
     }
 
+    /// Opens racing on one inode in both modes: read-only opens of a lower file (cached) from
+    /// several threads while others open it for write (the first copies it up; those after
+    /// may be passed through once no cached open is left). The kernel answers a mode that
+    /// conflicts with the inode's current one with EIO, so every open must succeed.
+    func testRacingOpensNeverFail() throws {
+        try fx.layer("low").file("f", "0123456789")
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),passthrough=on")
+        let path = m.mountPoint + "/f"
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for i in 0..<300 {
+                let flags = (t + i) % 3 == 0 ? O_RDWR : O_RDONLY
+                let fd = open(path, flags)
+                if fd < 0 { failures.add("open \(flags): \(String(cString: strerror(errno)))"); continue }
+                var b = [UInt8](repeating: 0, count: 10)
+                if b.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 10, 0) }) != 10 { failures.add("read: \(errno)") }
+                if flags == O_RDWR && pwrite(fd, "0", 1, 0) != 1 { failures.add("write: \(errno)") }
+                close(fd)
+            }
+        }
+        XCTAssertEqual(failures.all, [])
+        XCTAssertEqual(readAll(path).map { String(decoding: $0, as: UTF8.self) }, "0123456789")
+        XCTAssertGreaterThan(try stats(m).passthroughOpens, 0, "never passed through after the copy-up")
+    }
+
     /// passthrough=off: today's behaviour, reads come to the daemon.
     func testOffSendsReadsToTheDaemon() throws {
         try fx.layer("low").fileBytes("big", content)
@@ -269,4 +295,12 @@ final class PassthroughTests: MountTestCase {
         XCTAssertTrue((n.stdout + n.stderr).contains("CAP_SYS_ADMIN"), n.stdout + n.stderr)
         if MountTable.isMounted(mnt) { MountTable.forceUnmount(mnt) }
     }
+}
+
+/// Failures collected from several threads.
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return Array(list.prefix(10)) }
 }
