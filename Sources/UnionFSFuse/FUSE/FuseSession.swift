@@ -30,10 +30,11 @@ public final class FuseSession: @unchecked Sendable {
     /// Mounts `fileSystem` at `mountpoint` with extra mount options (`-o` style, comma-joined).
     public init(fileSystem: UnionFileSystem, mountpoint: String, fuseOptions: [String],
                 debug: Bool = false) throws(ConfigurationError) {
-        try MountAccess.check(fuseOptions: fuseOptions)
+        // The option first: its reason holds whatever else this machine lacks for a mount.
         if fileSystem.options.passthrough == .on, let reason = Self.passthroughUnavailable(fileSystem) {
             throw ConfigurationError("passthrough=on cannot be honoured: \(reason) (passthrough=auto uses it where it can)")
         }
+        try MountAccess.check(fuseOptions: fuseOptions)
         self.debug = debug
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint

@@ -81,9 +81,10 @@ extension FuseConnection {
     /// the backing id and FOPEN_PASSTHROUGH, without FOPEN_KEEP_CACHE, which the kernel refuses
     /// with it (`FOPEN_PASSTHROUGH_MASK` in fs/fuse/iomode.c: passthrough never fills the page
     /// cache of our inode; and an open without KEEP_CACHE drops the pages cached before, so a
-    /// later cached open never reads pages older than a passthrough write). `O_DIRECT` goes to the backing file as the caller gave it (the
-    /// kernel opens it with the caller's flags), so the caller's own alignment is checked by
-    /// the layer's filesystem and the aligned copy of `DirectIO.swift` is not needed.
+    /// later cached open never reads pages older than a passthrough write). `O_DIRECT` goes to
+    /// the backing file as the caller gave it (the kernel opens it with the caller's flags), so
+    /// the caller's own alignment is checked by the layer's filesystem and the aligned copy of
+    /// `DirectIO.swift` is not needed.
     func passthroughOpen(_ node: NodeID, _ open: OpenReply, eligible: Bool) -> OpenReply {
         guard let id = passthrough.open(node, fd: Handle.fd(open.fh), eligible: eligible) else { return open }
         var o = open
