@@ -25,6 +25,12 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// a 92k-entry tree sent 58k LOOKUPs, and none with `always`). `auto` is cheaper for
     /// listings nobody stats (`ls -f` of a 29k-entry directory: 56 ms against 464 ms).
     public var readdirplusAuto: Bool = false
+    /// FUSE passthrough (`passthrough=auto|on|off`, Linux 6.9+): reads, writes and mmap of an
+    /// open file go from the kernel straight to the layer's file, never through the daemon.
+    /// `auto` uses it where the kernel allows it (CAP_SYS_ADMIN in the initial user namespace,
+    /// FUSE_PASSTHROUGH offered at INIT, no writeback cache) and is silently off elsewhere;
+    /// `on` refuses to mount where it cannot be had. Which files get it: `PassthroughFiles`.
+    public var passthrough: FeatureChoice = .auto
 
     /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).
     public var idMapping = IDMapping()
@@ -38,7 +44,7 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// and a writev) or `/dev/fuse`. `auto` uses the ring when the fuse module's `enable_uring`
     /// parameter is on and the kernel agrees FUSE_OVER_IO_URING at INIT; `on` fails the mount
     /// otherwise; `off` never asks.
-    public var uring: UringChoice = .auto
+    public var uring: FeatureChoice = .auto
     /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
     /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
     public var xattrPermissions = 0
@@ -55,7 +61,8 @@ public struct FileSystemOptions: Sendable, Equatable {
     }
 }
 
-/// `uring=auto|on|off` (see `FileSystemOptions.uring`).
-public enum UringChoice: String, Sendable {
+/// A feature used where it can be (`auto`), required (`on`: the mount fails with the reason
+/// where it cannot be had) or never asked for (`off`): `uring=` and `passthrough=`.
+public enum FeatureChoice: String, Sendable, Equatable {
     case auto, on, off
 }

@@ -110,6 +110,10 @@ extension MountOptions {
                                                             "or as the kernel chooses (auto)"]) { o, a throws(ConfigurationError) in
             o.fileSystem.readdirplusAuto = try a.choice(["always", "auto"], "always or auto") == "auto"
         },
+        .init(["passthrough"], "passthrough=auto|on|off", ["file data straight from the kernel to the layer's file",
+                                                            "(Linux 6.9+, root; auto: where the kernel allows it)"]) { o, a throws(ConfigurationError) in
+            o.fileSystem.passthrough = FeatureChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off"))!
+        },
         .init(["rename_exdev"], "rename_exdev", ["EXDEV for renaming a dir with lower content, as the",
                                                   "kernel does (default: copy the subtree up and move it)"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.renameDirectoriesEXDEV = true
@@ -149,7 +153,7 @@ extension MountOptions {
         },
         .init(["uring"], "uring=auto|on|off", ["FUSE over io_uring (Linux 6.14+): auto (default) when",
                                                 "the fuse module's enable_uring is on, else /dev/fuse"]) { o, a throws(ConfigurationError) in
-            o.fileSystem.uring = UringChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off")) ?? .auto
+            o.fileSystem.uring = FeatureChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off")) ?? .auto
         },
         .init(["noacl"], "noacl", ["refuse POSIX ACL xattrs; permission checks use the",
                                      "mode bits alone"]) { o, a throws(ConfigurationError) in

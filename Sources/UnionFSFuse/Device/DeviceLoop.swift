@@ -25,9 +25,9 @@ final class DeviceLoop: @unchecked Sendable {
     /// Trace every request to stderr in libfuse's `-d` form (`unique: N, opcode: NAME (n), …`).
     let debug: Bool
     /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringQueue`).
-    let uring: UringChoice
+    let uring: FeatureChoice
 
-    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: UringChoice = .off) {
+    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: FeatureChoice = .off) {
         self.connection = connection
         self.fd = fd
         self.stats = stats
@@ -137,7 +137,8 @@ final class DeviceLoop: @unchecked Sendable {
             }
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
-            guard let agreed = InitAgreement.negotiate(offer, writeback: writeback,
+            let passthrough = fs.options.passthrough != .off && FuseSession.passthroughUnavailable(fs) == nil
+            guard let agreed = InitAgreement.negotiate(offer, writeback: writeback, passthrough: passthrough,
                                                      uring: uring != .off && UringSupport.enabled,
                                                      readdirplusAuto: fs.options.readdirplusAuto,
                                                      posixACL: !fs.options.noACL) else {
@@ -152,6 +153,17 @@ final class DeviceLoop: @unchecked Sendable {
             connection.opensDirectoriesItself.store(offer.flags & InitFlag.noOpendirSupport != 0, ordering: .relaxed)
             connection.appliesUmask.store(agreed.daemonAppliesUmask, ordering: .relaxed)
             decoder.setxattrExt = agreed.setxattrExt
+            if agreed.passthrough {
+                connection.passthrough.enable(device: fd)
+            } else if fs.options.passthrough == .on {
+                // Checked before mounting but for this: the kernel's own answer. The INIT is
+                // refused, so the mount fails now instead of serving without passthrough.
+                let line = "unionfs-swift: passthrough=on cannot be honoured: the kernel did not offer FUSE_PASSTHROUGH "
+                    + "(Linux 6.9+ built with CONFIG_FUSE_PASSTHROUGH)\n"
+                _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+                _ = DeviceChannel.write(fd, unique: header.unique, field: -EPROTO, .init(start: nil, count: 0), .init(start: nil, count: 0))
+                return nil
+            }
             agreement = agreed
             let sent: Int32 = withUnsafeTemporaryAllocation(byteCount: WireSize.initOut, alignment: 8) { out in
                 var w = WireWriter(out.baseAddress!)

@@ -45,7 +45,7 @@ extension DeviceLoop {
             c.write(r, node: node, fh: fh, data: data, offset: Int64(bitPattern: offset),
                     killSetID: v2 ? writeFlags & RequestFlag.writeKillSUIDGID != 0 : nil)
         case .statfs: c.statfs(r, node: node)
-        case .release(let fh, _, _): c.release(r, fh: fh)
+        case .release(let fh, _, _): c.release(r, node: node, fh: fh)
         case .flush(let fh): c.flush(r, fh: fh)
         case .fsync(let fh, let flags): c.fsync(r, fh: fh, dataOnly: flags & RequestFlag.fsyncDataOnly != 0)
         case .fsyncdir: c.fsyncdir(r, node: node)

@@ -26,6 +26,8 @@ final class TransportStats: Sendable {
     let ringQueues = Atomic<Int>(0)
     /// Requests that came through the ring (the rest came through `/dev/fuse`).
     let ringRequests = Atomic<UInt64>(0)
+    /// Opens answered with a passthrough backing file (their reads and writes never come here).
+    let passthroughOpens = Atomic<UInt64>(0)
 
     init() {}
 
@@ -81,6 +83,7 @@ final class TransportStats: Sendable {
         lines.append(Self.row("ALL", total, all))
         lines.append("bytes read through the channel:    \(bytesRead.load(ordering: .relaxed))")
         lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
+        lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -19,8 +19,13 @@ final class FuseConnection: Sendable {
     /// POSIX says the ACL, not the umask, limits the new entry's mode (as the kernel does for
     /// kernel overlayfs's upper).
     let appliesUmask = Atomic<Bool>(false)
+    /// The backing files of FUSE passthrough and the mode of each open inode (enabled at INIT).
+    let passthrough: PassthroughFiles
 
-    init(_ fileSystem: UnionFileSystem) { self.fileSystem = fileSystem }
+    init(_ fileSystem: UnionFileSystem, stats: TransportStats = TransportStats()) {
+        self.fileSystem = fileSystem
+        passthrough = PassthroughFiles(stats: stats)
+    }
 
     /// The mode to create an entry with in `parent` from the kernel's `mode` and `umask`.
     func creationMode(_ mode: UInt32, umask: UInt32, in parent: NodeID) -> mode_t {

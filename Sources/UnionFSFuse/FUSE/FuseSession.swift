@@ -24,12 +24,16 @@ public final class FuseSession: @unchecked Sendable {
     /// The signal watcher (`installSignalHandlers`), if any.
     private var signalWatcher: SignalWatcher?
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
-    let stats = TransportStats()
+    let stats: TransportStats
     private let debug: Bool
 
     /// Mounts `fileSystem` at `mountpoint` with extra mount options (`-o` style, comma-joined).
     public init(fileSystem: UnionFileSystem, mountpoint: String, fuseOptions: [String],
                 debug: Bool = false) throws(ConfigurationError) {
+        // The option first: its reason holds whatever else this machine lacks for a mount.
+        if fileSystem.options.passthrough == .on, let reason = Self.passthroughUnavailable(fileSystem) {
+            throw ConfigurationError("passthrough=on cannot be honoured: \(reason) (passthrough=auto uses it where it can)")
+        }
         // uring=on that cannot be honoured fails before anything is mounted, saying how to fix it.
         if fileSystem.options.uring == .on && !UringSupport.enabled {
             throw ConfigurationError("uring=on: \(UringSupport.howToEnable)")
@@ -38,7 +42,9 @@ public final class FuseSession: @unchecked Sendable {
         self.debug = debug
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
-        connection = FuseConnection(fileSystem)
+        let stats = TransportStats()
+        self.stats = stats
+        connection = FuseConnection(fileSystem, stats: stats)
         // libfuse only mounts: its operations table stays empty, its loop never runs.
         var ops = fuse_lowlevel_ops()
         var argv: [String] = ["unionfs-swift"]
@@ -60,6 +66,26 @@ public final class FuseSession: @unchecked Sendable {
             mounted.store(false, ordering: .relaxed)
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
+    }
+
+    /// Why this process cannot have FUSE passthrough, or nil when it may (the kernel still has
+    /// to offer FUSE_PASSTHROUGH at INIT, which `DeviceLoop.handshake` checks).
+    static func passthroughUnavailable(_ fs: UnionFileSystem) -> String? {
+        if fs.options.writebackCache && !fs.isReadOnly {
+            return "the kernel does not pass through with its writeback cache (writeback=1)"
+        }
+        let privilege = Privilege.current
+        if !privilege.canWriteTrustedXattrs {
+            return "registering backing files needs CAP_SYS_ADMIN in the initial user namespace, and this process runs \(privilege)"
+        }
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        if parts.count == 2, (parts[0], parts[1]) < (6, 9) {
+            return "FUSE passthrough needs Linux 6.9 or later, this kernel is \(release)"
+        }
+        return nil
     }
 
     static func escape(_ option: String) -> String {

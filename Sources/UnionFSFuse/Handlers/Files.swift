@@ -70,8 +70,28 @@ extension FuseConnection {
                 try clearSetID(node, r.caller, kernelAsked: killSetID != nil)
             }
             let lower = opened.inLowerLayer
-            r.open(OpenReply(fh: Handle.make(opened.takeDescriptor().take(), flags: flags, lower: lower), flags: openFlags(flags)))
+            let fd = opened.takeDescriptor().take()
+            r.open(passthroughOpen(node, OpenReply(fh: Handle.make(fd, flags: flags, lower: lower), flags: openFlags(flags)),
+                                   eligible: !lower))
         } catch { r.error(error) }
+    }
+
+    /// `open` as passthrough when this connection has it and the node's mode allows it
+    /// (`PassthroughFiles`; `eligible`: not a lower file opened read-only on a writable mount):
+    /// the backing id and FOPEN_PASSTHROUGH, without FOPEN_KEEP_CACHE, which the kernel refuses
+    /// with it (`FOPEN_PASSTHROUGH_MASK` in fs/fuse/iomode.c: passthrough never fills the page
+    /// cache of our inode; and an open without KEEP_CACHE drops the pages cached before, so a
+    /// later cached open never reads pages older than a passthrough write). `O_DIRECT` goes to
+    /// the backing file as the caller gave it (the kernel opens it with the caller's flags), so
+    /// the caller's own alignment is checked by the layer's filesystem and the aligned copy of
+    /// `DirectIO.swift` is not needed.
+    func passthroughOpen(_ node: NodeID, _ open: OpenReply, eligible: Bool) -> OpenReply {
+        guard let id = passthrough.open(node, fd: Handle.fd(open.fh), eligible: eligible) else { return open }
+        var o = open
+        o.fh |= Handle.passthrough
+        o.flags = (o.flags & ~OpenReplyFlag.keepCache) | OpenReplyFlag.passthrough
+        o.backingID = id
+        return o
     }
 
     /// Keep the page cache across opens; and nothing to flush for a file opened read-only, or
@@ -92,7 +112,8 @@ extension FuseConnection {
         withExtendedLifetime(owner) {}  // the upper copy's descriptor stays open until here
     }
 
-    func release(_ r: consuming Reply, fh: UInt64) {
+    func release(_ r: consuming Reply, node: NodeID, fh: UInt64) {
+        passthrough.release(node, passthrough: fh & Handle.passthrough != 0)
         fileSystem.release(Descriptor(adopting: Handle.fd(fh)))
         r.ok()
     }

@@ -13,6 +13,9 @@ enum Handle {
     /// and attributes come from the upper file, as kernel overlayfs (since 4.19) moves such
     /// readers to the copy (`UnionFileSystem.copiedUpReader`).
     static let lower: UInt64 = 1 << 33
+    /// Answered with a passthrough backing file (`PassthroughFiles`): its release ends a
+    /// passthrough open of the node, not a cached one.
+    static let passthrough: UInt64 = 1 << 34
 
     /// The `fh` for a file opened with `flags` as `fd` (in a lower layer: `lower`).
     @inline(__always)

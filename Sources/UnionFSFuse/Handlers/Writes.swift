@@ -14,7 +14,8 @@ extension FuseConnection {
             let e = created.entry
             var open = OpenReply(fh: Handle.make(created.takeDescriptor().take(), flags: flags), flags: OpenReplyFlag.keepCache)
             if !fs.closeCanFail { open.flags |= OpenReplyFlag.noflush }  // as in `open`
-            r.create(node: e.node.rawValue, e.attributes, timeout: timeout, open: open)
+            // A new file is in the upper: passthrough where the connection has it.
+            r.create(node: e.node.rawValue, e.attributes, timeout: timeout, open: passthroughOpen(e.node, open, eligible: true))
         } catch { r.error(error) }
     }
 

@@ -28,7 +28,9 @@ struct InitAgreement: Equatable {
     var maxReadahead: UInt32
     var maxWrite: UInt32
     var maxPages: UInt16
-    /// Passthrough was agreed: backing files may be given in OPEN replies.
+    /// 1 when passthrough was agreed (0 otherwise): backing files must be on a filesystem that
+    /// is not stacked itself (the kernel refuses one whose `s_stack_depth` reaches this), and
+    /// our mount then counts as one level, so kernel overlayfs (at most 2) can still stack on it.
     var maxStackDepth: UInt32 = 0
 
     /// The largest request the kernel will send (a WRITE of `maxWrite` bytes with its headers).
@@ -38,6 +40,7 @@ struct InitAgreement: Equatable {
     var killPrivilegesV2: Bool { flags & InitFlag.handleKillprivV2 != 0 }
     var setxattrExt: Bool { flags & InitFlag.setxattrExt != 0 }
     var daemonAppliesUmask: Bool { flags & InitFlag.dontMask != 0 }
+    var passthrough: Bool { flags & InitFlag.passthrough != 0 }
 
     /// The oldest kernel protocol this transport speaks (7.31, Linux 5.4): the layouts it
     /// decodes are the ones from there on.

@@ -71,6 +71,27 @@ final class PlainUserMountTests: TempDirTestCase {
         print("PlainUserMountTests: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 
+    /// `passthrough=auto` (the default) is silently off for a plain user (registering backing
+    /// files needs CAP_SYS_ADMIN): the mount works as before, reads come to the daemon, and
+    /// `passthrough=on` refuses to mount with the reason.
+    func testPassthroughAutoIsSilentlyOffForAPlainUser() throws {
+        let d = tmp + "/p"
+        try makeDir("p"); user.own(d)
+        let out = try user.ok("""
+            set -e
+            cd "\(d)"
+            mkdir -p L U W M; echo data > L/f
+            "\(TestEnvironment.binary)" -o lowerdir=L,upperdir=U,workdir=W M
+            cat M/f; echo x >> M/f; cat M/f
+            "\(TestEnvironment.binary)" stats M | awk '/^READ /{print "READ", $2} /^passthrough opens/{print "passthrough opens:", $3}'
+            fusermount3 -u M
+            "\(TestEnvironment.binary)" -o lowerdir=L,passthrough=on M 2>&1 || true
+            """, timeout: 60)
+        XCTAssertTrue(out.hasPrefix("data\ndata\nx\nREAD "), out)
+        XCTAssertTrue(out.contains("passthrough opens: 0\n"), out)
+        XCTAssertTrue(out.contains("passthrough=on cannot be honoured") && out.contains("CAP_SYS_ADMIN"), out)
+    }
+
     /// The snapshot function's body for one directory, for an inline `sh -c`.
     static func snapshotSh(_ dir: String) -> String {
         UserNamespaceWriteTests.snapshotFunction.replacingOccurrences(of: "'", with: "'\\''") + "; snap \(dir)"
