@@ -67,7 +67,7 @@ final class RequestsPerWorkloadTests: MountTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
         let c = try counts("mkdir \"$M/out\" && tar -C \"$M/out\" --same-owner -xpf '\(tar)'")
         XCTAssertEqual(c["CREATE"], directories * filesPerDirectory, "one CREATE a file: \(c)")
-        report("untar", c, per: entries, atMost: 10.5)  // 9.9
+        report("untar", c, per: entries, atMost: 10.5)  // 9.9; 8.9 with passthrough (no WRITE)
     }
 
     /// Reading every file of a lower tree with tar: per file GETATTR, OPEN, READ, RELEASE and
@@ -109,6 +109,6 @@ final class RequestsPerWorkloadTests: MountTestCase {
     func testCopyUpByAppend() throws {
         let c = try counts("for f in \"$M\"/src/*/*; do echo x >> \"$f\"; done")
         XCTAssertEqual(c["OPEN"], directories * filesPerDirectory, "one OPEN a file: \(c)")
-        report("copy-up by append", c, per: directories * filesPerDirectory, atMost: 5.7)  // 5.2
+        report("copy-up by append", c, per: directories * filesPerDirectory, atMost: 5.7)  // 5.2; 4.2 with passthrough
     }
 }
