@@ -7,7 +7,7 @@ import SystemPackage
 /// The node id (`NodeID`) is the inode number the mount reports (`st_ino`), except for the root
 /// (1) and the per-name nodes of lower hard links, so a file keeps its id across copy-up and
 /// hard links share one node. The node remembers where it
-/// lives now (`ResolvedEntry`: its topmost layer, and for a directory every layer that merges
+/// lives now (`HeldEntry`: its topmost layer, and for a directory every layer that merges
 /// into it) and the name it was found under, which copy-up needs to rebuild its path in the upper.
 ///
 /// Hard links: one node per upper inode, with every name the kernel found it under remembered
@@ -32,36 +32,36 @@ public final class Node: Sendable {
     public let id: NodeID
     /// The stack the node lives in, to find it again once its descriptors were given back.
     let stack: LayerStack
-    /// A directory (merged over one or more layers) or not; never changes for a node id.
-    let isDirectory: Bool
     let state: Mutex<State>
+    /// For a directory: bumped after every change of its names (create, link, unlink, rmdir,
+    /// rename from or into it), so that open handles take their listing again.
+    let listingGeneration = Atomic<UInt64>(0)
     /// Held for the whole of this node's copy-up so that racing writers copy it once. Taken
     /// before `state`, never while holding another node's `copyUpLock` except a parent's
     /// (ancestors are copied first, top down, each under its own lock, released before the next).
     let copyUpLock = Mutex<Void>(())
-    /// For a directory: bumped after every change of its names (create, link, unlink, rmdir,
-    /// rename from or into it), so that open handles take their listing again.
-    let listingGeneration = Atomic<UInt64>(0)
+    /// A directory (merged over one or more layers) or not; never changes for a node id.
+    /// (Last, with the lock, so both fill what would be padding: `NodeFootprintTests`.)
+    let isDirectory: Bool
 
     /// Records that the directory's names changed.
     func listingChanged() { listingGeneration.add(1, ordering: .releasing) }
 
+    /// Kept small: a node is made for every entry the kernel looks up (a hundred thousand after
+    /// a walk of a root filesystem), so what most nodes never use lives in `Rare`, and the
+    /// flags sit together (`NodeFootprintTests` bounds the heap per node).
     struct State: @unchecked Sendable {
         /// The directory it was looked up in; nil only for the root.
         var parent: Node?
         /// Its name in `parent`; nil only for the root.
         var name: Name?
-        /// The other names of a hard-linked file the kernel found it under (never the one in
-        /// `parent`/`name`); empty for directories and files with one name.
-        var otherNames: [NodeName] = []
         /// Where it lives, with its layer directories open; nil once given back to the
         /// descriptor budget (never for the root). Change it only through `set` or `update`.
-        private(set) var entry: ResolvedEntry?
-        /// The layer of its topmost entry, known even while `entry` is nil.
-        private(set) var topLayer: Int
+        private(set) var entry: HeldEntry?
         /// Bumped by every change of where the node lives, so that an entry found again by
         /// name is kept only if nothing moved the node meanwhile.
         private(set) var generation: UInt64 = 0
+        private var top: Int32
         /// Used since the last sweep of the descriptor budget (the clock's second chance).
         var used = true
         /// Can no longer be found by name (a removed directory the kernel still holds): keeps
@@ -70,41 +70,76 @@ public final class Node: Sendable {
         /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
         /// kernel asks for `security.capability` before every write). Cleared by setxattr.
         var hasNoXattrs = false
-        /// Set when the last name of this file went while the kernel still holds the node (an
-        /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
-        /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
-        var unlinked: SharedDescriptor?
-        /// A read-only descriptor of the upper copy, for readers that opened the lower file
-        /// before it was copied up (`UnionFileSystem.copiedUpReader`).
-        var upperReader: SharedDescriptor?
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
+        private var rare: Rare?
+
+        /// What few nodes hold, boxed apart (one pointer in every node instead of four).
+        private final class Rare {
+            var otherNames: [NodeName] = []
+            var unlinked: SharedDescriptor?
+            var upperReader: SharedDescriptor?
+            var listing: DirectoryHandle?
+            var isEmpty: Bool { otherNames.isEmpty && unlinked == nil && upperReader == nil && listing == nil }
+        }
+
+        /// Changes the rare part, making the box on the first change and dropping it when empty.
+        private mutating func changeRare(_ change: (Rare) -> Void) {
+            let box = rare ?? Rare()
+            change(box)
+            rare = box.isEmpty ? nil : box
+        }
+
+        /// The layer of its topmost entry, known even while `entry` is nil.
+        var topLayer: Int { Int(top) }
+        /// The other names of a hard-linked file the kernel found it under (never the one in
+        /// `parent`/`name`); empty for directories and files with one name.
+        var otherNames: [NodeName] {
+            get { rare?.otherNames ?? [] }
+            set { changeRare { $0.otherNames = newValue } }
+        }
+        /// Set when the last name of this file went while the kernel still holds the node (an
+        /// open file): an `O_PATH` descriptor of the file itself, so attributes come from the
+        /// file (nlink 0), not from its old name, which now holds a whiteout or another file.
+        var unlinked: SharedDescriptor? {
+            get { rare?.unlinked }
+            set { changeRare { $0.unlinked = newValue } }
+        }
+        /// A read-only descriptor of the upper copy, for readers that opened the lower file
+        /// before it was copied up (`UnionFileSystem.copiedUpReader`).
+        var upperReader: SharedDescriptor? {
+            get { rare?.upperReader }
+            set { changeRare { $0.upperReader = newValue } }
+        }
         /// For a directory being listed through the mount: the listing readdir answers from,
         /// shared by every reader (offsets are name hashes, valid for any of them). Dropped when
         /// a reader reaches its end, by the descriptor budget, and when the kernel forgets the
         /// node (it holds the node, so these three break the cycle).
-        var listing: DirectoryHandle?
+        var listing: DirectoryHandle? {
+            get { rare?.listing }
+            set { if newValue != nil || rare != nil { changeRare { $0.listing = newValue } } }
+        }
 
         init(parent: Node?, name: Name?, entry: ResolvedEntry) {
             self.parent = parent
             self.name = name
-            self.entry = entry
-            topLayer = entry.topLayer
+            self.entry = HeldEntry(entry)
+            top = Int32(entry.topLayer)
         }
 
         /// Replaces where the node lives.
         mutating func set(_ e: ResolvedEntry) {
-            entry = e
-            topLayer = e.topLayer
+            entry = HeldEntry(e)
+            top = Int32(e.topLayer)
             generation &+= 1
         }
 
         /// Changes where the node lives; `change` runs only on an entry that is held (one that
         /// was given back is found again as it now is). `topLayer` is the new topmost layer.
-        mutating func update(topLayer newTop: Int, _ change: (inout ResolvedEntry) -> Void) {
+        mutating func update(topLayer newTop: Int, _ change: (inout HeldEntry) -> Void) {
             if entry != nil { change(&entry!) }
-            topLayer = newTop
+            top = Int32(newTop)
             generation &+= 1
         }
 
@@ -171,7 +206,7 @@ public final class Node: Sendable {
 
     /// Where the node lives now, and its name; found again by name if its descriptors were
     /// given back (`ESTALE` if another file now has the name).
-    func location() throws(Errno) -> (entry: ResolvedEntry, name: Name?) {
+    func location() throws(Errno) -> (entry: HeldEntry, name: Name?) {
         for _ in 0..<4 {
             let (held, parent, name, generation) = state.withLock { s in
                 s.used = true
@@ -185,11 +220,11 @@ public final class Node: Sendable {
                 guard stack.nodeID(of: found, parent: parent.id, name: n) == id else { throw .staleNFSFileHandle }
                 return found
             }
-            let kept = state.withLock { s -> (ResolvedEntry, Name?)? in
+            let kept = state.withLock { s -> (HeldEntry, Name?)? in
                 if let e = s.entry { return (e, s.name) }
                 guard s.generation == generation else { return nil }  // moved meanwhile: again
                 s.set(found)
-                return (found, s.name)
+                return (s.entry!, s.name)
             }
             if let kept { return kept }
         }

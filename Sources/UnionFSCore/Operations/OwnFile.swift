@@ -45,7 +45,7 @@ extension UnionFileSystem {
                 throw .noSuchFileOrDirectory
             }
             let st = try fd.stat()
-            if st.st_mode & S_IFMT == entry.stat.st_mode & S_IFMT && n.isOwn(st) { return OwnFile(descriptor: fd, stat: st) }
+            if st.st_mode & S_IFMT == entry.fileType && n.isOwn(st) { return OwnFile(descriptor: fd, stat: st) }
             fd.close()
             if n.state.withLock({ $0.generation }) != generation { continue }
             throw .staleNFSFileHandle

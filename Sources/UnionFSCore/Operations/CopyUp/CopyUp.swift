@@ -55,7 +55,6 @@ extension UnionFileSystem {
                         e.parentDir = upperParent
                     }
                     e.topLayer = 0
-                    e.stat = st
                 }
             }
         }
@@ -106,7 +105,7 @@ extension UnionFileSystem {
                         try copyUp(held)  // under its lock: racing writers copy it once
                     } else {
                         do throws(Errno) {
-                            let st = try stagedCopy.copy(ce, name: c, into: upper, truncate: false)
+                            let st = try stagedCopy.copy(HeldEntry(ce), name: c, into: upper, truncate: false)
                             stack.inodes.recordCopyUp(FileID(st), reports: id.rawValue)
                         } catch .fileExists {}  // made meanwhile through the mount
                     }

@@ -16,10 +16,15 @@ struct StagedCopy {
 
     /// Copies the entry `name` found at `entry` into `upperParent` and returns the new entry.
     /// With `truncate` a regular file's data is not copied (it is opened with `O_TRUNC`).
-    func copy(_ entry: ResolvedEntry, name: borrowing FileName, into upperParent: LayerDir, truncate: Bool) throws(Errno) -> stat {
-        try Staging.withTemporaryName { (temp) throws(Errno) -> stat in
+    /// Owner, mode and times are the source's now (one `fstat`), not as they were at lookup:
+    /// nodes keep no `stat` (`HeldEntry`).
+    func copy(_ entry: HeldEntry, name: borrowing FileName, into upperParent: LayerDir, truncate: Bool) throws(Errno) -> stat {
+        let st: stat
+        if let top = entry.layers.first { st = try top.dir.stat() } else { st = try entry.parentDir.stat(name) }
+        guard st.st_mode & S_IFMT == entry.fileType else { throw .staleNFSFileHandle }
+        return try Staging.withTemporaryName { (temp) throws(Errno) -> stat in
             do throws(Errno) {
-                try build(entry.stat, from: entry, name: name, in: staging, at: temp, truncate: truncate)
+                try build(st, from: entry, name: name, in: staging, at: temp, truncate: truncate)
             } catch {
                 try? Staging.removeTree(in: staging, temp)
                 throw error
@@ -44,7 +49,7 @@ struct StagedCopy {
 
     /// Builds the copy of one entry at `temp` in `target` (the staging directory or a directory
     /// being built inside it).
-    func build(_ st: stat, from entry: ResolvedEntry, name: borrowing FileName,
+    func build(_ st: stat, from entry: HeldEntry, name: borrowing FileName,
                in target: LayerDir, at tempName: borrowing FileName, truncate: Bool) throws(Errno) {
         let staging = target
         let temp = tempName.cString

@@ -8,7 +8,7 @@ extension UnionFileSystem {
         let n = try node(id)
         let (entry, _) = try n.location()
         if entry.isDirectory { throw .isDirectory }
-        if entry.stat.st_mode & S_IFMT == S_IFREG {
+        if entry.isRegularFile {
             try copyUp(n, flags & O_TRUNC != 0 ? .truncated : .entry)
         }
         let keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME
