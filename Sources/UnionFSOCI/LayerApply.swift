@@ -83,11 +83,14 @@ public enum LayerApply {
                 } else {
                     try unpack.markers.writeOCI(into: staging)
                 }
-                try Sys.fchmodat(parent.fd, stagingName.storage, 0o755)
-                try Sys.renameat2(parent.fd, stagingName.storage, parent.fd, targetName.storage,
-                                  existing ? 0 : Sys.renameNoReplace)
+                try stagingName.withFileName { (s) throws(Errno) in
+                    try Sys.fchmodat(parent.fd, s.cString, 0o755)
+                    try targetName.withFileName { (t) throws(Errno) in
+                        try Sys.renameat2(parent.fd, s.cString, parent.fd, t.cString, existing ? 0 : Sys.renameNoReplace)
+                    }
+                }
             case .flatten:
-                if !existing { try Sys.mkdirat(parent.fd, targetName.storage, 0o755) }
+                if !existing { try targetName.withFileName { (t) throws(Errno) in try Sys.mkdirat(parent.fd, t.cString, 0o755) } }
                 let dest = try targetName.withFileName { (n) throws(Errno) in try parent.openChild(n) }
                 try unpack.markers.delete(from: dest)
                 try Flatten.merge(staging, into: dest)

@@ -109,10 +109,10 @@ extension Name {
     /// validated or read from a directory), so nothing is checked again.
     @inline(__always)
     public func withFileName<R: ~Copyable, E: Error>(_ body: (borrowing FileName) throws(E) -> R) throws(E) -> R {
-        // Array's pointer accessors give back only copyable results: carry the result out.
+        // The pointer accessors give back only copyable results: carry the result out.
         var result: R? = nil
-        try storage.withUnsafeBufferPointer { (p) throws(E) in
-            result = try body(FileName(unchecked: p.baseAddress!, count: p.count - 1))
+        try withCString { (p) throws(E) in
+            result = try body(FileName(unchecked: p, count: count))
         }
         switch consume result {
         case .some(let r): return r

@@ -38,6 +38,31 @@ final class FileNameTests: ViewTestCase {
         }
     }
 
+
+    /// An owned `Name` keeps its bytes and count in one block (`NameBytes`): equality and hashing
+    /// go by bytes, a 255-byte name (the count's largest value) keeps every byte and its NUL, and
+    /// the derived names (`prefixed`, `dropFirst`) are new names of the right bytes.
+    func testOwnedNameBytesEqualityAndDerivedNames() throws {
+        let long = String(repeating: "z", count: 255)
+        let a = try Name(long), b = try Name(long)
+        XCTAssertEqual(a.count, 255)
+        XCTAssertEqual(a.withCString { strlen($0) }, 255)
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(a.hashValue, b.hashValue)
+        XCTAssertNotEqual(try Name("ab"), try Name("abc"))
+        XCTAssertNotEqual(try Name("abc"), try Name("abd"))
+        XCTAssertEqual(Set([try Name("x"), try Name("x"), try Name("y")]).count, 2)
+
+        let wh = try XCTUnwrap(try Name("file").prefixed(".wh."))
+        XCTAssertEqual(wh.description, ".wh.file")
+        XCTAssertTrue(wh.hasPrefix(".wh."))
+        XCTAssertEqual(wh.dropFirst(4), try Name("file"))
+        XCTAssertNil(wh.dropFirst(8))
+        XCTAssertNil(a.prefixed(".wh."))  // would pass NAME_MAX
+        XCTAssertTrue(try Name("..").isDotOrDotDot)
+        XCTAssertFalse(try Name("...").isDotOrDotDot)
+        XCTAssertEqual(try Name("héllo").bytes.count, 6)
+    }
     /// The core refuses `.` and `..` as names (the kernel resolves those itself; a name that
     /// reached a layer as `.` would give a directory a second node).
     func testCoreRefusesDotNames() throws {
