@@ -35,6 +35,15 @@ final class PassthroughTests: MountTestCase {
         return (counts, opens)
     }
 
+    /// Waits (at most 5 s) until the daemon has handled `count` RELEASEs.
+    private func waitForReleases(_ m: FuseMount, _ count: Int) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while try stats(m).requests["RELEASE", default: 0] < count {
+            guard Date() < deadline else { return XCTFail("the daemon did not get \(count) RELEASEs in 5 s") }
+            usleep(10_000)
+        }
+    }
+
     private func readAll(_ path: String) -> [UInt8]? {
         FileManager.default.contents(atPath: path).map { [UInt8]($0) }
     }
@@ -130,6 +139,7 @@ final class PassthroughTests: MountTestCase {
         let n = buf.withUnsafeMutableBytes { pread(reader, $0.baseAddress, $0.count, 0) }
         let old = n >= 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "error \(errno)"
         close(reader)
+        try waitForReleases(m, 2)  // RELEASE is sent after close(2) returns
         // Every descriptor closed: the next open finds the file in the upper.
         let again = readAll(path).map { String(decoding: $0, as: UTF8.self) } ?? "unreadable"
         return (old, again, try stats(m).passthroughOpens)
@@ -192,6 +202,9 @@ final class PassthroughTests: MountTestCase {
         XCTAssertEqual(pwrite(writer, "AAAAA", 5, 0), 5)
         close(writer)
         close(reader)
+        // The kernel sends RELEASE after close(2) returns: until the daemon has handled both,
+        // the next open would still find a cached open and not be passed through.
+        try waitForReleases(m, 2)
         let pt = open(path, O_WRONLY)  // now in the upper with nothing open: passed through
         XCTAssertEqual(pwrite(pt, "BBBBB", 5, 0), 5)
         close(pt)
