@@ -79,7 +79,9 @@ final class ChangesCommandTests: ChangesTestCase {
     func testDiffExitCodeSaysWhetherThereAreChanges() throws {
         let l = try dir("lower"), u = try dir("upper"), empty = try dir("empty")
         try sh("echo a > f", in: l)
-        try sh("echo b > f", in: u)
+        // A size that differs: same-size files written within one kernel clock tick have the
+        // same mtime, and then count as unchanged (docs/SEMANTICS.md §4); failed once in CI.
+        try sh("echo bb > f", in: u)
         XCTAssertEqual(try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(u)"]).status, 1)
         XCTAssertEqual(try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(empty)"]).status, 0)
         let bad = try cli(["diff", "--exit-code", "-o", "lowerdir=\(l),upperdir=\(root)/missing"])
