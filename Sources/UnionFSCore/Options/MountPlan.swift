@@ -42,6 +42,15 @@ public struct MountPlan: Sendable, Equatable {
             let labels = ["context=", "fscontext=", "defcontext=", "rootcontext="]
             options.removeAll { o in labels.contains { o.hasPrefix($0) } }
         }
+        // A stack without an upper (or with `ro`) is read-only to the VFS as well, as kernel
+        // overlayfs makes it (its superblock gets SB_RDONLY; a `rw` given with it means nothing
+        // there either): /proc/mounts and statvfs say `ro`, writes fail with EROFS without a
+        // round trip, and the kernel stops invalidating the cached atime after every listing
+        // and read, which otherwise costs one GETATTR per directory on the next walk.
+        if fileSystem.readOnly || stack.upperdir == nil {
+            options.removeAll { $0 == "rw" }
+            if !options.contains("ro") { options.append("ro") }
+        }
         return MountPlan(stack: stack, fileSystem: fileSystem, fuseOptions: options, umask: 0,
                          threads: threads, debug: debug)
     }

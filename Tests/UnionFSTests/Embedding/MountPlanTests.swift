@@ -51,15 +51,30 @@ final class MountPlanTests: MountTestCase {
         let parsed = try MountOptions.parse(["lowerdir=/l,nodev,context=\"system_u:object_r:container_file_t:s0:c1,c2\""])
         let plan = MountPlan.assemble(stack: parsed.stack, fileSystem: parsed.fileSystem, fuseOptions: parsed.fuseOptions,
                                       source: "overlay", isRoot: true, selinuxEnabled: false)
-        XCTAssertEqual(plan.fuseOptions, ["nodev", "default_permissions", "allow_other", "fsname=overlay", "subtype=unionfs-swift"])
+        XCTAssertEqual(plan.fuseOptions, ["nodev", "default_permissions", "allow_other", "fsname=overlay", "subtype=unionfs-swift", "ro"])
         XCTAssertEqual(plan.umask, 0)
         let labelled = MountPlan.assemble(stack: parsed.stack, fileSystem: parsed.fileSystem, fuseOptions: parsed.fuseOptions,
                                           isRoot: false, selinuxEnabled: true)
         XCTAssertEqual(labelled.fuseOptions, ["nodev", "context=\"system_u:object_r:container_file_t:s0:c1,c2\"",
-                                              "default_permissions", "fsname=unionfs-swift", "subtype=unionfs-swift"])
+                                              "default_permissions", "fsname=unionfs-swift", "subtype=unionfs-swift", "ro"])
         let own = MountPlan.assemble(stack: parsed.stack, fileSystem: parsed.fileSystem,
                                      fuseOptions: ["fsname=mine", "allow_other"], isRoot: false, selinuxEnabled: false)
-        XCTAssertEqual(own.fuseOptions, ["fsname=mine", "allow_other", "default_permissions", "subtype=unionfs-swift"])
+        XCTAssertEqual(own.fuseOptions, ["fsname=mine", "allow_other", "default_permissions", "subtype=unionfs-swift", "ro"])
         XCTAssertEqual(parsed.plan(source: "overlay").fuseOptions.filter { $0.hasPrefix("fsname=") }, ["fsname=overlay"])
+    }
+
+    /// A stack without an upper is mounted read-only, as kernel overlayfs mounts it (a `rw`
+    /// given with it is dropped); with an upper, only `ro` makes it so.
+    func testReadOnlyStacksMountReadOnly() throws {
+        func options(_ o: String) throws -> [String] {
+            let parsed = try MountOptions.parse([o])
+            return MountPlan.assemble(stack: parsed.stack, fileSystem: parsed.fileSystem, fuseOptions: parsed.fuseOptions,
+                                      isRoot: false, selinuxEnabled: false).fuseOptions.filter { $0 == "ro" || $0 == "rw" }
+        }
+        XCTAssertEqual(try options("lowerdir=/a:/b"), ["ro"])
+        XCTAssertEqual(try options("lowerdir=/a,rw"), ["ro"])
+        XCTAssertEqual(try options("lowerdir=/a,upperdir=/u,workdir=/w"), [])
+        XCTAssertEqual(try options("lowerdir=/a,upperdir=/u,workdir=/w,rw"), ["rw"])
+        XCTAssertEqual(try options("lowerdir=/a,upperdir=/u,workdir=/w,ro"), ["ro"])
     }
 }

@@ -115,6 +115,14 @@ final class MountBehaviourTests: MountTestCase {
         let before = try TreeSnapshot.walk(fx.root)
         let m = try fuseMount(lowerdirOption(["top", "bot"]))
         let mp = m.mountPoint
+        // Read-only to the VFS too, as kernel overlayfs without an upper.
+        var vfs = statvfs()
+        XCTAssertEqual(statvfs(mp, &vfs), 0)
+        XCTAssertNotEqual(vfs.f_flag & UInt(ST_RDONLY), 0, "statvfs: ST_RDONLY")
+        let mountLine = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+            .split(separator: "\n").first { $0.split(separator: " ").dropFirst().first.map(String.init) == mp }
+        XCTAssertEqual(mountLine?.split(separator: " ").dropFirst(3).first?.split(separator: ",").first, "ro",
+                       "/proc/self/mounts: \(mountLine ?? "no line")")
         func expectEROFS(_ what: String, _ rc: Int32) {
             let e = errno
             XCTAssertEqual(rc, -1, "\(what) should fail")

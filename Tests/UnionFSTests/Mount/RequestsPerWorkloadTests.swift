@@ -86,6 +86,26 @@ final class RequestsPerWorkloadTests: MountTestCase {
         report("walk", c, per: entries, atMost: 0.5)  // 0.2
     }
 
+    /// A warm walk (the second of two on one mount; the counts of one walk subtracted) sends
+    /// nothing on a read-only stack: names, attributes and listings are all cached. With an
+    /// upper it sends one GETATTR per directory: after each listing it reads from us, the
+    /// kernel marks the directory's atime stale unless the mount is read-only
+    /// (`fuse_invalidate_atime`), and `find`'s stat asks for the atime.
+    func testWarmWalk() throws {
+        let walk = "find \"$M/src\" -printf '%s\\n' > /dev/null"
+        for writable in [false, true] {
+            let once = try counts(walk, writable: writable), twice = try counts(walk + "; " + walk, writable: writable)
+            var warm = twice
+            for (op, n) in once { warm[op, default: 0] -= n }
+            warm = warm.filter { $0.value != 0 }
+            if writable {
+                XCTAssertEqual(warm, ["GETATTR": directories + 1], "writable: one GETATTR a directory: \(warm)")
+            } else {
+                XCTAssertEqual(warm, [:], "read-only: nothing: \(warm)")
+            }
+        }
+    }
+
     /// A walk of a directory of 800 entries, several chunks of a listing: by default every
     /// chunk carries the attributes (READDIRPLUS), so no name costs a LOOKUP; with
     /// `readdirplus=auto` the kernel asks for them in the first chunk only and looks up the rest.
