@@ -125,29 +125,32 @@ fresh_dirs() {
     rm -rf "$U" "$W"; mkdir -p "$U" "$W" "$M"
 }
 
-mount_impl() {  # impl lowers
-    local impl="$1" lowers="$2"
+mount_impl() {  # impl lowers [ro: no upper, a read-only stack]
+    local impl="$1" lowers="$2" ro="${3:-}"
     fresh_dirs
     DAEMON_PID=""; DAEMON_BIN=""
+    local layers="lowerdir=$lowers,upperdir=$U,workdir=$W"
+    [ -z "$ro" ] || layers="lowerdir=$lowers"
     case "$impl" in
         kernel)
-            mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" ;;
+            mount -t overlay overlay -o "$layers" "$M" ;;
         fuse-overlayfs)
-            fuse-overlayfs -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W" "$M" 2>>"$B/daemon.log" &
+            fuse-overlayfs -f -o "$layers" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
         unionfs-fuse)
             # unionfs-fuse has its own whiteout format: overlay whiteouts in top show as
             # character devices there, and the opaque xattr is ignored.
-            local dirs="$U=RW" l
+            local dirs="$U=RW" l cow=cow,
+            [ -z "$ro" ] || { dirs=""; cow=""; }
             IFS=: read -ra parts <<< "$lowers"
-            for l in "${parts[@]}"; do dirs="$dirs:$l=RO"; done
-            unionfs -f -o cow,allow_other,use_ino,hide_meta_files "$dirs" "$M" 2>>"$B/daemon.log" &
+            for l in "${parts[@]}"; do dirs="${dirs:+$dirs:}$l=RO"; done
+            unionfs -f -o "${cow}allow_other,use_ino,hide_meta_files" "$dirs" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
         unionfs-swift|unionfs-swift-before|unionfs-swift+*)
             local bin="$SWIFT_BIN" extra=""
             [ "$impl" != unionfs-swift-before ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
             case "$impl" in unionfs-swift+*) extra=",$(echo "${impl#unionfs-swift+}" | tr + ,)" ;; esac
-            "$bin" -f -o "lowerdir=$lowers,upperdir=$U,workdir=$W$extra" "$M" 2>>"$B/daemon.log" &
+            "$bin" -f -o "$layers$extra" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$!; DAEMON_BIN="$bin" ;;
     esac
     local t=0
@@ -220,6 +223,11 @@ run_impl() {  # impl round
         echo "$impl,rss hwm after walk KiB,$r,$hwm" >> "$OUT"
         echo "$impl,rss after drop_caches KiB,$r,$(memory_kib VmRSS)" >> "$OUT"
     fi
+    # The same walks on a read-only stack (no upper): kernel overlayfs mounts it ro, and so does
+    # unionfs-swift, which spares the atime GETATTR per directory in the warm walk.
+    mount_impl "$impl" "$LOWER3" ro; drop_caches
+    timed "$impl" "walk cold read-only" "$r" -- walk
+    timed "$impl" "walk warm read-only" "$r" -- walk
     # The big directory (fresh mount each: the kernel caches listings).
     mount_impl "$impl" "$LOWER3"
     timed "$impl" "ls -f big" "$r" -- ls -f "$M/big"
