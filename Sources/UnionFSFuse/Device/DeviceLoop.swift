@@ -87,8 +87,13 @@ final class DeviceLoop: @unchecked Sendable {
             channels.append(DeviceChannel(fd: clone, ownsDescriptor: true, maxRead: Int(agreement.maxWrite), stats: stats))
         }
         if channels.isEmpty { channels.append(DeviceChannel(fd: fd, ownsDescriptor: false, maxRead: Int(agreement.maxWrite), stats: stats)) }
+        // Every channel gets a thread of its own, the first too, and this thread only waits.
+        // In the background this thread is the one that forked (`fuse_daemonize`), and Swift's
+        // `Mutex` locks with a thread id cached per thread: here it is still the parent's.
+        // Held by this thread, a lock another worker waits on names an owner the kernel cannot
+        // find (FUTEX_LOCK_PI: ESRCH), and the daemon traps. Threads made after the fork are right.
         var workers: [pthread_t] = []
-        for channel in channels.dropFirst() {
+        for channel in channels {
             let context = Unmanaged.passRetained(WorkerContext(loop: self, channel: channel)).toOpaque()
             var thread = pthread_t()
             if pthread_create(&thread, nil, { arg in
@@ -101,7 +106,7 @@ final class DeviceLoop: @unchecked Sendable {
                 Unmanaged<WorkerContext>.fromOpaque(context).release()
             }
         }
-        serve(channels[0])
+        if workers.isEmpty { serve(channels[0]) }  // no thread could be made: serve from here
         for t in workers { pthread_join(t, nil) }
         return 0
     }
