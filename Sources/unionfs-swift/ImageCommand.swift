@@ -170,8 +170,7 @@ struct ImageMountCommand: ParsableCommand {
             options.stack.upperdir = upper
             options.stack.workdir = work
         } else {
-            options.fileSystem.readOnly = true
-            options.fuseOptions.append("ro")
+            options.fileSystem.readOnly = true  // MountPlan mounts it `ro`
         }
         // The layer locks stay held (inherited by the daemon) until the mount ends.
         try withExtendedLifetime(locks) {

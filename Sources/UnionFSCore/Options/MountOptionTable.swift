@@ -92,7 +92,7 @@ extension MountOptions {
             }
         },
         .init(["ro"], "ro", ["refuse every change, even with an upperdir"]) { o, a throws(ConfigurationError) in
-            try a.noValue(); o.fileSystem.readOnly = true; o.fuseOptions.append("ro")
+            try a.noValue(); o.fileSystem.readOnly = true  // MountPlan mounts it `ro`
         },
         .init(["volatile"], "volatile", ["no fsync of copied-up data (a host crash may lose it)"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.volatile = true
