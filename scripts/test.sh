@@ -8,13 +8,13 @@ swift build --build-tests 2>&1 | tail -3
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # A second pass of the mount tests on FUSE over io_uring (uring=on; the harness turns the fuse
-# module's enable_uring on, put back here), where the kernel has it (Linux 6.14+). ~30 s.
+# module's enable_uring on, put back here), where the kernel has it (Linux 6.14+). ~40 s.
 uring_param=/sys/module/fuse/parameters/enable_uring
 if [ "$(id -u)" = 0 ] && [ -w "$uring_param" ]; then
   saved_uring=$(cat "$uring_param")
   uring_log=$(mktemp)
   UNIONFS_TEST_URING=1 timeout 600 swift test --skip-build --disable-swift-testing --filter \
-    'MountBehaviourTests|MountEdgeCaseTests|RequestCountTests|KernelDifferentialTests|RequestsPerWorkloadTests|DirectIOTests|ACLTests|XattrNamespaceTests|MountProgramTests|CLIErrorTests|UringTransportTests' \
+    'MountBehaviourTests|MountEdgeCaseTests|RequestCountTests|KernelDifferentialTests|RequestsPerWorkloadTests|DirectIOTests|ACLTests|XattrNamespaceTests|MountProgramTests|CLIErrorTests|UringTransportTests|BackgroundDaemonTests|PassthroughTests' \
     > "$uring_log" 2>&1
   uring_rc=$?
   [ "$saved_uring" = Y ] && echo 1 > "$uring_param" || echo 0 > "$uring_param"

@@ -24,7 +24,7 @@ final class DeviceLoop: @unchecked Sendable {
     let stats: TransportStats
     /// Trace every request to stderr in libfuse's `-d` form (`unique: N, opcode: NAME (n), …`).
     let debug: Bool
-    /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringQueue`).
+    /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringWorker`).
     let uring: FeatureChoice
 
     init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: FeatureChoice = .off) {
@@ -45,28 +45,33 @@ final class DeviceLoop: @unchecked Sendable {
             _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             return 1
         }
-        // The ring's queues, one per possible CPU, beside the device workers, which still get
-        // FORGET, INTERRUPT and whatever comes before every queue is registered.
-        var queueThreads: [pthread_t] = []
-        var queues: [UringQueue] = []
+        // The ring's workers, `UringWorker.perCPU` for each possible CPU's queue, beside the
+        // device workers, which still get FORGET, INTERRUPT and whatever comes before every
+        // queue has an entry registered.
+        var ringThreads: [pthread_t] = []
+        var ringWorkers: [UringWorker] = []
         if useRing {
             let payload = max(8192, Int(agreement.maxWrite), Int(agreement.maxPages) * 4096)
-            for cpu in 0..<UringSupport.possibleCPUs {
+            let cpus = UringSupport.possibleCPUs
+            stats.ringQueues.store(cpus, ordering: .relaxed)
+            for index in 0..<(cpus * UringWorker.perCPU) {
+                // CPU by CPU first, so every queue soon has an entry and the ring is ready.
+                let cpu = index % cpus
                 guard let clone = Self.clone(fd) else { break }
-                let queue = UringQueue(qid: UInt16(cpu), fd: clone, loop: self)
-                let context = Unmanaged.passRetained(QueueContext(queue: queue, payload: payload)).toOpaque()
+                let worker = UringWorker(qid: UInt16(cpu), fd: clone, loop: self)
+                let context = Unmanaged.passRetained(RingWorkerContext(worker: worker, payload: payload)).toOpaque()
                 var thread = pthread_t()
-                stats.ringQueues.add(1, ordering: .relaxed)  // before it can fail and subtract
+                stats.ringWorkers.add(1, ordering: .relaxed)  // before it can fail and subtract
                 if pthread_create(&thread, nil, { arg in
-                    let ctx = Unmanaged<QueueContext>.fromOpaque(arg!).takeRetainedValue()
-                    ctx.queue.run(depth: UringQueue.depth, payloadSize: ctx.payload)
+                    let ctx = Unmanaged<RingWorkerContext>.fromOpaque(arg!).takeRetainedValue()
+                    ctx.worker.run(depth: UringWorker.depth, payloadSize: ctx.payload)
                     return nil
                 }, context) == 0 {
-                    queueThreads.append(thread)
-                    queues.append(queue)
+                    ringThreads.append(thread)
+                    ringWorkers.append(worker)
                 } else {
-                    Unmanaged<QueueContext>.fromOpaque(context).release()
-                    stats.ringQueues.subtract(1, ordering: .relaxed)
+                    Unmanaged<RingWorkerContext>.fromOpaque(context).release()
+                    stats.ringWorkers.subtract(1, ordering: .relaxed)
                     Sys.close(clone)
                 }
             }
@@ -75,8 +80,8 @@ final class DeviceLoop: @unchecked Sendable {
             // The kernel ends every entry's command when the connection ends; joined after the
             // device workers (which end first, on ENODEV), with a bound so a kernel that keeps
             // a command cannot hang the unmount.
-            for t in queueThreads { _ = unionfs_join_within(t, 5) }
-            for q in queues { Sys.close(q.fd) }
+            for t in ringThreads { _ = unionfs_join_within(t, 5) }
+            for w in ringWorkers { Sys.close(w.fd) }
         }
         // Every worker reads a clone, even the first: libfuse closes the connection's own
         // descriptor when it unmounts, and a read on a closed (and maybe reused) number must
@@ -222,11 +227,11 @@ final class DeviceLoop: @unchecked Sendable {
     }
 }
 
-/// What a ring queue's thread needs, handed over through pthread_create's argument.
-private final class QueueContext {
-    let queue: UringQueue
+/// What a ring worker's thread needs, handed over through pthread_create's argument.
+private final class RingWorkerContext {
+    let worker: UringWorker
     let payload: Int
-    init(queue: UringQueue, payload: Int) { self.queue = queue; self.payload = payload }
+    init(worker: UringWorker, payload: Int) { self.worker = worker; self.payload = payload }
 }
 
 /// What a worker thread needs, handed over through pthread_create's argument.

@@ -22,7 +22,8 @@ final class TransportStats: Sendable {
     private let latency: [Counter] = (0..<TransportStats.opcodes * TransportStats.buckets).map { _ in Counter() }
     let bytesRead = Atomic<UInt64>(0)
     let bytesWritten = Atomic<UInt64>(0)
-    /// FUSE over io_uring queues serving (0: `/dev/fuse` only).
+    /// FUSE over io_uring workers serving (0: `/dev/fuse` only), and the CPU queues they serve.
+    let ringWorkers = Atomic<Int>(0)
     let ringQueues = Atomic<Int>(0)
     /// Requests that came through the ring (the rest came through `/dev/fuse`).
     let ringRequests = Atomic<UInt64>(0)
@@ -64,9 +65,9 @@ final class TransportStats: Sendable {
 
     /// A table: one line per opcode seen, with count and p50/p90/p99 latency, then the totals.
     func report() -> String {
-        let queues = ringQueues.load(ordering: .relaxed)
-        var lines = [queues > 0
-            ? "transport: io_uring (\(queues) queues; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
+        let workers = ringWorkers.load(ordering: .relaxed)
+        var lines = [workers > 0
+            ? "transport: io_uring (\(ringQueues.load(ordering: .relaxed)) queues, \(workers) workers; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
             : "transport: /dev/fuse"]
         lines.append("opcode            requests    p50 µs    p90 µs    p99 µs")
         var all = [UInt64](repeating: 0, count: Self.buckets)

@@ -23,7 +23,7 @@ final class BackgroundDaemonTests: MountTestCase {
         for round in 1...3 {
             let mnt = try makeDir("mnt\(round)")
             addDetachedMountCleanup(mnt)
-            let r = try Run.program(TestEnvironment.binary, ["-o", lowerdirOption(["low"]), mnt], timeout: 15)
+            let r = try Run.program(TestEnvironment.binary, ["-o", UringTestMode.apply(to: lowerdirOption(["low"])), mnt], timeout: 15)
             XCTAssertEqual(r.status, 0, "mount failed: \(r.stderr)")
             guard r.status == 0, MountTable.wait(for: mnt, mounted: true, fsTypePrefix: "fuse", timeout: 10) else {
                 return XCTFail("nothing mounted at \(mnt)")

@@ -42,11 +42,44 @@ final class UringTransportTests: MountTestCase {
         XCTAssertEqual(unlink(m.mountPoint + "/a/new0"), 0)
         let report = try stats(m)
         XCTAssertTrue(report.contains("transport: io_uring"), report)
+        XCTAssertTrue(report.contains("queues, "), report)
         let started = Date()
         m.stop()
         XCTAssertFalse(MountTable.isMounted(m.mountPoint))
         XCTAssertFalse(m.process.isRunning, "daemon still running after unmount: \(m.log)")
         XCTAssertLessThan(Date().timeIntervalSince(started), 8, "unmount of a ring mount took too long")
+    }
+
+    /// A request that waits holds only the worker serving it. Here the wait is an open of a
+    /// file in a lower layer that is itself a FUSE mount whose daemon is stopped; a second
+    /// process on the same CPU (so on the same ring queue) must still be answered. With one
+    /// thread serving all of a CPU's entries it waited behind the first until that ended.
+    func testWaitingRequestDoesNotHoldItsCPU() throws {
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else { throw XCTSkip("needs taskset") }
+        try fx.layer("stuck").file("held", "behind a stopped daemon")
+        try fx.layer("fast").file("free", "answered")
+        let slow = try fuseMount(lowerdirOption(["stuck"]) + ",uring=off", name: "slow")
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount("lowerdir=\(fx.path("fast")):\(slow.mountPoint),upperdir=\(upper),workdir=\(work),uring=on")
+        XCTAssertTrue(try stats(m).contains("transport: io_uring"))
+        var st = stat()
+        XCTAssertEqual(stat(m.mountPoint + "/held", &st), 0)  // looked up while the layer answers
+
+        XCTAssertEqual(kill(slow.process.pid, SIGSTOP), 0)
+        addCleanup { kill(slow.process.pid, SIGCONT) }  // runs before either mount is stopped
+        let waiting = try ChildProcess("/usr/bin/taskset", ["-c", "0", "cat", m.mountPoint + "/held"],
+                                       stdoutPath: tmp + "/held.out", stderrPath: tmp + "/held.err")
+        addCleanup { waiting.stop() }
+        XCTAssertFalse(waiting.wait(timeout: 1), "the open of a file of a stopped layer returned")
+
+        let other = try Run.program("/usr/bin/taskset", ["-c", "0", "cat", m.mountPoint + "/free"], timeout: 10)
+        XCTAssertFalse(other.timedOut, "a request from the same CPU waited behind the stopped one")
+        XCTAssertEqual(other.stdout, "answered")
+
+        kill(slow.process.pid, SIGCONT)
+        XCTAssertTrue(waiting.wait(timeout: 10))
+        XCTAssertEqual(try String(contentsOfFile: tmp + "/held.out", encoding: .utf8), "behind a stopped daemon")
     }
 
     func testOnWithParameterOffFailsSayingHow() throws {

@@ -12,33 +12,41 @@ import UnionFSCore
 /// connection to the ring only once every queue has an entry registered (`is_ring_ready`);
 /// until then, and always for FORGET, INTERRUPT and notifications (`fuse_io_uring_ops` keeps
 /// `fuse_dev_queue_forget`/`_interrupt`), requests still come through `/dev/fuse`, so the
-/// device workers keep running. A queue here is one thread pinned to its CPU with one ring of
-/// 128-byte SQEs (the command must come on an SQE128 ring) and `depth` entries; an entry is
-/// two buffers the kernel writes into: the header (`fuse_uring_req_header`: in_out[128] with
-/// `fuse_in_header`, op_in[128] with the opcode's fixed argument `in_args[0]`,
-/// `ring_ent_in_out` {flags, commit_id, payload_sz, padding, reserved}) and the payload (the
-/// remaining arguments, at least max(8 KiB, max_write, max_pages pages) long, or REGISTER
-/// fails). A reply is the out header in in_out, its arguments in the payload and their size in
-/// payload_sz, committed by COMMIT_AND_FETCH with the request's unique as commit_id, which
-/// also hands the entry back for the next request: one `io_uring_enter` per request instead
-/// of a read and a writev. On unmount the kernel completes every entry's command with an
-/// error (`-ENOTCONN`); a queue ends when each of its entries has.
+/// device workers keep running. An entry is two buffers the kernel writes into: the header
+/// (`fuse_uring_req_header`: in_out[128] with `fuse_in_header`, op_in[128] with the opcode's
+/// fixed argument `in_args[0]`, `ring_ent_in_out` {flags, commit_id, payload_sz, padding,
+/// reserved}) and the payload (the remaining arguments, at least max(8 KiB, max_write,
+/// max_pages pages) long, or REGISTER fails). A reply is the out header in in_out, its
+/// arguments in the payload and their size in payload_sz, committed by COMMIT_AND_FETCH with
+/// the request's unique as commit_id, which also hands the entry back for the next request:
+/// one `io_uring_enter` per request instead of a read and a writev. On unmount the kernel
+/// completes every entry's command with an error (`-ENOTCONN`); a worker ends when each of its
+/// entries has.
 ///
-/// The trade: a queue's thread serves its CPU's requests one at a time (the other entries wait
-/// filled), so one slow request (a large copy-up) delays the requests of processes on that
-/// CPU, where the `/dev/fuse` workers would serve them beside it.
-final class UringQueue: @unchecked Sendable {
+/// A worker is one thread pinned to its CPU, with one ring of 128-byte SQEs (the command must
+/// come on an SQE128 ring) and `depth` entries of that CPU's queue; each CPU has
+/// `perCPU` workers. Why several with one entry each rather than one with several entries:
+/// the kernel hands a request to any free entry of the queue, and a worker serves its
+/// entries one at a time, so a slow request (a copy-up of a large file, a read from a cold
+/// disk, an `fsync`) would hold every request that came to that worker's other entries, and
+/// with them every process on that CPU (and async readahead, which sends several READs at
+/// once). With one entry per worker a free entry always belongs to an idle thread, as each
+/// `/dev/fuse` worker reads only when it is idle.
+final class UringWorker: @unchecked Sendable {
     let qid: UInt16
     /// A clone of the connection's descriptor (`fuse_get_dev` accepts any).
     let fd: Int32
     let loop: DeviceLoop
     var ring = unionfs_uring()
     var entries: [UringEntry] = []
-    /// The first registration error, or 0 (read after the queue's thread ended).
+    /// The first registration error, or 0 (read after the worker's thread ended).
     private(set) var failure: Int32 = 0
 
-    /// Entries per queue: requests the kernel can hand this CPU's queue while one is served.
-    static let depth = 4
+    /// Entries per worker: one, so that a request never waits behind another in one thread.
+    static let depth = 1
+    /// Workers per CPU queue: requests of one CPU served at once (each idle one waits in
+    /// `io_uring_enter`, costing a thread and its entry's buffers, not CPU).
+    static let perCPU = 4
 
     init(qid: UInt16, fd: Int32, loop: DeviceLoop) {
         self.qid = qid
@@ -57,11 +65,12 @@ final class UringQueue: @unchecked Sendable {
     func run(depth: Int, payloadSize: Int) {
         _ = unionfs_pin_to_cpu(Int32(qid))  // an offline CPU's queue is served from anywhere
         defer {
-            // A queue the kernel refused leaves its CPU's requests on /dev/fuse: say so, and
+            // A worker the kernel refused serves nothing (with none registered for a CPU, the
+            // ring is never ready and every request stays on /dev/fuse): say so, and
             // do not count it as serving.
             if failure != 0 {
-                loop.stats.ringQueues.subtract(1, ordering: .relaxed)
-                let line = "unionfs-swift: io_uring queue \(qid) not serving (errno \(failure)); requests stay on /dev/fuse\n"
+                loop.stats.ringWorkers.subtract(1, ordering: .relaxed)
+                let line = "unionfs-swift: an io_uring worker of queue \(qid) is not serving (errno \(failure))\n"
                 _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             }
         }
@@ -70,7 +79,7 @@ final class UringQueue: @unchecked Sendable {
         let e = unionfs_uring_init(&ring, size)
         guard e == 0 else { failure = -e; return }
         defer { unionfs_uring_exit(&ring) }
-        entries = (0..<depth).map { UringEntry(queue: self, index: $0, payloadSize: payloadSize) }
+        entries = (0..<depth).map { UringEntry(worker: self, index: $0, payloadSize: payloadSize) }
         defer { entries = [] }
         for entry in entries {
             _ = unionfs_uring_fuse_cmd(&ring, fd, 1, qid, 0, entry.iov, UInt64(entry.index))
@@ -99,7 +108,7 @@ final class UringQueue: @unchecked Sendable {
 
 /// One ring entry: its two registered buffers and the reply written into them.
 final class UringEntry: ReplySink, @unchecked Sendable {
-    unowned(unsafe) let queue: UringQueue
+    unowned(unsafe) let worker: UringWorker
     let index: Int
     /// `fuse_uring_req_header` (288 bytes).
     let header: UnsafeMutableRawPointer
@@ -116,8 +125,8 @@ final class UringEntry: ReplySink, @unchecked Sendable {
     static let slack = 256
     static let ringEntInOut = 256
 
-    init(queue: UringQueue, index: Int, payloadSize: Int) {
-        self.queue = queue
+    init(worker: UringWorker, index: Int, payloadSize: Int) {
+        self.worker = worker
         self.index = index
         self.payloadSize = payloadSize
         header = .allocate(byteCount: Self.headerSize, alignment: 64)
@@ -173,7 +182,7 @@ final class UringEntry: ReplySink, @unchecked Sendable {
         let want = min(size, payloadSize)
         do throws(Errno) {
             let n = try Sys.pread(file, UnsafeMutableRawBufferPointer(start: payload, count: want), offset)
-            queue.loop.stats.bytesRead.add(UInt64(n), ordering: .relaxed)
+            worker.loop.stats.bytesRead.add(UInt64(n), ordering: .relaxed)
             commit(unique: unique, field: 0, payload: n)
         } catch { send(unique: unique, error: error.rawValue) }
     }
@@ -185,7 +194,7 @@ final class UringEntry: ReplySink, @unchecked Sendable {
         header.storeBytes(of: field.littleEndian, toByteOffset: 4, as: Int32.self)
         header.storeBytes(of: unique.littleEndian, toByteOffset: 8, as: UInt64.self)
         header.storeBytes(of: UInt32(size).littleEndian, toByteOffset: Self.ringEntInOut + 16, as: UInt32.self)
-        queue.commit(self, unique: unique)
+        worker.commit(self, unique: unique)
     }
 }
 
