@@ -106,10 +106,19 @@ extension LayerStack {
     }
 
     /// True when the zero-size regular file `name` carries `<ns>.overlay.whiteout`.
-    /// One xattr call through the directory's descriptor: no descriptor for the file itself.
-    /// Both namespaces are read: only lowers hold xattr whiteouts.
+    /// Both namespaces are read: only lowers hold xattr whiteouts. Where both are readable, one
+    /// `listxattr` answers for both (most such files have no xattr at all, and each call costs
+    /// a path walk: a listing of 10k empty files spent a fifth of its time here with a
+    /// `getxattr` per name); a list too long for the buffer falls back to one call per name.
+    /// Calls go through the directory's descriptor: no descriptor for the file itself.
     func isXattrWhiteout(_ name: borrowing FileName, in dir: LayerDir) -> Bool {
-        has(names.whiteout, name, in: dir) || has(names.otherWhiteout, name, in: dir)
+        guard let other = names.otherWhiteout else { return has(names.whiteout, name, in: dir) }
+        let listed = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { (buf) -> Bool? in
+            guard let n = try? dir.entryXattrList(name, buf) else { return nil }
+            return XattrNameList(UnsafeRawBufferPointer(rebasing: buf[..<n])).contains(names.whiteout, other)
+        }
+        if let listed { return listed }
+        return has(names.whiteout, name, in: dir) || has(other, name, in: dir)
     }
 
     /// True when the entry `name` of `dir` carries the xattr `xattr` (nil: one this process
@@ -135,5 +144,28 @@ extension LayerStack {
             return .opaque
         }
         return .none
+    }
+}
+
+/// A `listxattr` result: names, each ending in a NUL.
+struct XattrNameList {
+    let bytes: UnsafeRawBufferPointer
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// True when one of the names equals `a` or `b` (C strings, their NUL included).
+    func contains(_ a: [CChar], _ b: [CChar]) -> Bool {
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0 { end += 1 }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            if Self.equal(name, a) || Self.equal(name, b) { return true }
+            start = end + 1
+        }
+        return false
+    }
+
+    private static func equal(_ name: UnsafeRawBufferPointer, _ c: [CChar]) -> Bool {
+        name.count == c.count - 1 && c.withUnsafeBytes { name.elementsEqual($0.prefix(name.count)) }
     }
 }

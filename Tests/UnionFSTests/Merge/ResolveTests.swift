@@ -166,6 +166,29 @@ final class ResolveTests: ViewTestCase {
         XCTAssertEqual(names(v, "xd"), ["a", "b"], "'x' is not opaque, and its xattr whiteouts are hidden")
     }
 
+    /// An empty lower file is a whiteout when it carries the whiteout xattr of either
+    /// namespace, among other xattrs or alone, and even when its names do not fit the list
+    /// `isXattrWhiteout` reads first; the escaped name, or other xattrs alone, do not count.
+    func testXattrWhiteoutFoundAmongOtherXattrs() throws {
+        let long = String(repeating: "n", count: 200)
+        let top = try fx.layer("top")
+        try top.file("u", "").setXattr("u", "user.overlay.whiteout", "")
+        try top.file("mixed", "").setXattr("mixed", "user.a", "1").setXattr("mixed", "trusted.overlay.whiteout", "y")
+            .setXattr("mixed", "user.b", "2")
+        try top.file("many", "")
+        for i in 0..<8 { try top.setXattr("many", "user.\(i)\(long)", "v") }
+        try top.setXattr("many", "user.overlay.whiteout", "")
+        try top.file("escaped", "").setXattr("escaped", "trusted.overlay.overlay.whiteout", "y")
+        try top.file("others", "").setXattr("others", "user.overlay.whiteoutx", "").setXattr("others", "user.x", "1")
+        try fx.layer("bot").file("u", "u").file("mixed", "m").file("many", "m").file("escaped", "e").file("others", "o")
+        let v = try view(["top", "bot"])
+        for name in ["u", "mixed", "many"] {
+            XCTAssertErrno([.noSuchFileOrDirectory], { try v.stat(name) }, name)
+        }
+        XCTAssertEqual(try text(v, "escaped"), "")
+        XCTAssertEqual(try text(v, "others"), "")
+    }
+
     /// A non-empty file with the whiteout xattr is a plain file.
     func testXattrWhiteoutMustBeEmpty() throws {
         try fx.layer("top").dir("xd", opaque: "x").file("xd/w", "data")
