@@ -73,6 +73,13 @@ public final class Node: Sendable {
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
         var xattrsListed = false
+        /// A directory known to carry no default ACL: creating in it applies the umask without
+        /// a syscall (a directory with other xattrs, such as an opaque one, otherwise paid two
+        /// calls through `/proc` per create). Cleared by setxattr.
+        var noDefaultACL = false
+        /// Bumped by every setxattr through the mount, so that what a read found is recorded
+        /// only if no setxattr ran meanwhile.
+        var xattrChanges: UInt32 = 0
         private var rare: Rare?
 
         /// What few nodes hold, boxed apart (one pointer in every node instead of four).

@@ -8,20 +8,34 @@ public enum XattrAnswer: Equatable, Sendable {
 }
 
 extension UnionFileSystem {
-    /// `getxattr`. The overlay's own xattrs do not exist on the mount, and `<ns>.overlay.X` is
-    /// read from its escaped form (`OverlayXattrs`).
-    /// The directory carries a default POSIX ACL (what new entries in it inherit). Most have no
-    /// xattrs at all, known after the first look without a syscall.
+    /// The directory carries a default POSIX ACL (what new entries in it inherit). Asked at
+    /// every create; the answer "none" is kept on the node until a setxattr, so only the first
+    /// create in a directory pays for the look.
     public func hasDefaultACL(_ id: NodeID) -> Bool {
-        (try? getxattr(id, name: "system.posix_acl_default", size: 0)) != nil
+        guard let n = try? node(id) else { return false }
+        let (known, changes) = n.state.withLock { ($0.noDefaultACL, $0.xattrChanges) }
+        if known { return false }
+        do {
+            _ = try getxattr(id, name: "system.posix_acl_default", size: 0)
+            return true
+        } catch {
+            if error == .noData {
+                n.state.withLock { s in if s.xattrChanges == changes { s.noDefaultACL = true } }
+            }
+            return false
+        }
     }
 
+    /// `getxattr`. The overlay's own xattrs do not exist on the mount, and `<ns>.overlay.X` is
+    /// read from its escaped form (`OverlayXattrs`). Most files have no xattrs at all, known
+    /// after the first look without a syscall.
     public func getxattr(_ id: NodeID, name: UnsafePointer<CChar>, size: Int) throws(Errno) -> XattrAnswer {
         if Self.isOwnerOverride(name) { throw .noData }
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
         let n = try node(id)
         if n.state.withLock({ $0.hasNoXattrs }) { throw .noData }
-        if !n.state.withLock({ $0.xattrsListed }) {
+        let (listed, changes) = n.state.withLock { ($0.xattrsListed, $0.xattrChanges) }
+        if !listed {
             // The kernel asks each file for `security.selinux`, ACLs and `security.capability`;
             // most files have no xattrs at all. Find out in one call.
             let none = try? n.withTopEntry { (dir, name) throws(Errno) -> Bool in
@@ -33,7 +47,7 @@ extension UnionFileSystem {
             }
             n.state.withLock { s in
                 s.xattrsListed = true
-                if none == true { s.hasNoXattrs = true }
+                if none == true && s.xattrChanges == changes { s.hasNoXattrs = true }
             }
             if none == true { throw .noData }
         }
@@ -42,7 +56,7 @@ extension UnionFileSystem {
                 return try read(path)
             } catch .noData {
                 if (try? Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))) == 0 {
-                    n.state.withLock { $0.hasNoXattrs = true }
+                    n.state.withLock { s in if s.xattrChanges == changes { s.hasNoXattrs = true } }
                 }
                 throw .noData
             }

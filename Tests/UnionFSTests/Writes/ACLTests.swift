@@ -6,7 +6,8 @@ import XCTest
 /// kernel checks them (FUSE_POSIX_ACL), an ACL set through the mount takes effect, entries made
 /// under a directory with a default ACL inherit it with the umask ignored (DONT_MASK), also when
 /// built in the workdir (over a whiteout, an opaque new directory), and setting an ACL clears
-/// setgid as the kernel does for a caller outside the file's group. `noacl` turns all of it off.
+/// setgid as the kernel does for a caller outside the file's group, and a default ACL set on a
+/// directory counts for the next entry made in it. `noacl` turns all of it off.
 final class ACLTests: MountTestCase {
     /// Writes ACL xattrs in the kernel's binary form (no `acl` package on the test machines).
     private let aclTool = """
@@ -50,7 +51,8 @@ final class ACLTests: MountTestCase {
         echo "granted: $(nobody cat "$M/plain" 2>&1 | sed 's|.*: ||')"
         rm "$M/dd/wh"
         (umask 022; : > "$M/dd/newf"; mkdir "$M/dd/newd" "$M/dd/wh"; mkfifo "$M/dd/fifo"; : > "$M/newf"; mkdir "$M/newd")
-        for f in dd/newf dd/newd dd/wh dd/fifo newf newd; do echo "$f $(stat -c %a "$M/$f") $(/usr/bin/python3 "$T" get "$M/$f")"; done
+        (umask 022; mkdir "$M/nd"; : > "$M/nd/before"; /usr/bin/python3 "$T" default "$M/nd"; : > "$M/nd/after")
+        for f in dd/newf dd/newd dd/wh dd/fifo newf newd nd/before nd/after; do echo "$f $(stat -c %a "$M/$f") $(/usr/bin/python3 "$T" get "$M/$f")"; done
         nobody /usr/bin/python3 "$T" grant-nobody "$M/sg" 2>&1 | tail -1
         echo "sg $(stat -c %a "$M/sg")"
         """
@@ -78,6 +80,8 @@ final class ACLTests: MountTestCase {
         XCTAssertTrue(expected.contains("granted: plain"), expected)
         XCTAssertTrue(expected.contains("dd/newd 775 02000000"), "the default ACL inherited: \(expected)")
         XCTAssertTrue(expected.contains("sg 640"), "setgid cleared by an ACL set outside the group: \(expected)")
+        // The daemon remembers that "nd" had no default ACL; setting one must end that.
+        XCTAssertTrue(expected.contains("nd/before 644") && expected.contains("nd/after 664"), expected)
         XCTAssertEqual(mine, expected)
     }
 

@@ -101,7 +101,11 @@ extension UnionFileSystem {
         try stack.overlayXattrs.withStoredName(name, forWriting: true) { (_) throws(Errno) in }
         let n = try node(id)
         try copyUp(n)
-        n.state.withLock { $0.hasNoXattrs = false }
+        n.state.withLock { s in
+            s.hasNoXattrs = false
+            s.noDefaultACL = false
+            s.xattrChanges &+= 1
+        }
         try withXattrPath(id) { (path) throws(Errno) in
             try stack.overlayXattrs.withStoredName(name, forWriting: true) { (stored) throws(Errno) in
                 try Sys.pathSetxattr(path, stored, value, flags)
