@@ -62,24 +62,54 @@ public final class Node: Sendable {
         /// name is kept only if nothing moved the node meanwhile.
         private(set) var generation: UInt64 = 0
         private var top: Int32
+        /// The flags below, one bit each (a node is kept small: `NodeFootprintTests`).
+        private var flags: Flags = [.used]
+        /// Bumped (wrapping) by every setxattr through the mount, so that what a read of the
+        /// xattrs found is recorded only if no setxattr ran meanwhile.
+        var xattrChanges: UInt16 = 0
+
+        private struct Flags: OptionSet {
+            let rawValue: UInt8
+            static let used = Flags(rawValue: 1 << 0)
+            static let keepsDescriptors = Flags(rawValue: 1 << 1)
+            static let hasNoXattrs = Flags(rawValue: 1 << 2)
+            static let xattrsListed = Flags(rawValue: 1 << 3)
+            static let noDefaultACL = Flags(rawValue: 1 << 4)
+        }
+        private mutating func set(_ flag: Flags, _ on: Bool) {
+            if on { flags.insert(flag) } else { flags.remove(flag) }
+        }
+
         /// Used since the last sweep of the descriptor budget (the clock's second chance).
-        var used = true
+        var used: Bool {
+            get { flags.contains(.used) }
+            set { set(.used, newValue) }
+        }
         /// Can no longer be found by name (a removed directory the kernel still holds): keeps
         /// its descriptors until the kernel forgets it.
-        var keepsDescriptors = false
+        var keepsDescriptors: Bool {
+            get { flags.contains(.keepsDescriptors) }
+            set { set(.keepsDescriptors, newValue) }
+        }
         /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
         /// kernel asks for `security.capability` before every write). Cleared by setxattr.
-        var hasNoXattrs = false
+        var hasNoXattrs: Bool {
+            get { flags.contains(.hasNoXattrs) }
+            set { set(.hasNoXattrs, newValue) }
+        }
         /// Its xattr list was read once (the first getxattr asks for the list, one syscall
         /// through the parent's descriptor, before opening anything).
-        var xattrsListed = false
+        var xattrsListed: Bool {
+            get { flags.contains(.xattrsListed) }
+            set { set(.xattrsListed, newValue) }
+        }
         /// A directory known to carry no default ACL: creating in it applies the umask without
         /// a syscall (a directory with other xattrs, such as an opaque one, otherwise paid two
         /// calls through `/proc` per create). Cleared by setxattr.
-        var noDefaultACL = false
-        /// Bumped by every setxattr through the mount, so that what a read found is recorded
-        /// only if no setxattr ran meanwhile.
-        var xattrChanges: UInt32 = 0
+        var noDefaultACL: Bool {
+            get { flags.contains(.noDefaultACL) }
+            set { set(.noDefaultACL, newValue) }
+        }
         private var rare: Rare?
 
         /// What few nodes hold, boxed apart (one pointer in every node instead of four).
