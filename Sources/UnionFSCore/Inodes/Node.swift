@@ -62,53 +62,29 @@ public final class Node: Sendable {
         /// name is kept only if nothing moved the node meanwhile.
         private(set) var generation: UInt64 = 0
         private var top: Int32
-        /// The flags below, one bit each (a node is kept small: `NodeFootprintTests`).
-        private var flags: Flags = [.used]
+        /// One bit each (a node is kept small: `NodeFootprintTests`).
+        var flags: Flags = [.used]
         /// Bumped (wrapping) by every setxattr through the mount, so that what a read of the
         /// xattrs found is recorded only if no setxattr ran meanwhile.
         var xattrChanges: UInt16 = 0
 
-        private struct Flags: OptionSet {
+        struct Flags: OptionSet {
             let rawValue: UInt8
+            /// Used since the last sweep of the descriptor budget (the clock's second chance).
             static let used = Flags(rawValue: 1 << 0)
+            /// Can no longer be found by name (a removed directory the kernel still holds):
+            /// keeps its descriptors until the kernel forgets it.
             static let keepsDescriptors = Flags(rawValue: 1 << 1)
+            /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
+            /// kernel asks for `security.capability` before every write). Cleared by setxattr.
             static let hasNoXattrs = Flags(rawValue: 1 << 2)
+            /// Its xattr list was read once (the first getxattr asks for the list, one syscall
+            /// through the parent's descriptor, before opening anything).
             static let xattrsListed = Flags(rawValue: 1 << 3)
+            /// A directory known to carry no default ACL: creating in it applies the umask
+            /// without a syscall (a directory with other xattrs, such as an opaque one,
+            /// otherwise paid two calls through `/proc` per create). Cleared by setxattr.
             static let noDefaultACL = Flags(rawValue: 1 << 4)
-        }
-        private mutating func set(_ flag: Flags, _ on: Bool) {
-            if on { flags.insert(flag) } else { flags.remove(flag) }
-        }
-
-        /// Used since the last sweep of the descriptor budget (the clock's second chance).
-        var used: Bool {
-            get { flags.contains(.used) }
-            set { set(.used, newValue) }
-        }
-        /// Can no longer be found by name (a removed directory the kernel still holds): keeps
-        /// its descriptors until the kernel forgets it.
-        var keepsDescriptors: Bool {
-            get { flags.contains(.keepsDescriptors) }
-            set { set(.keepsDescriptors, newValue) }
-        }
-        /// Known to carry no xattrs at all: getxattr answers ENODATA without a syscall (the
-        /// kernel asks for `security.capability` before every write). Cleared by setxattr.
-        var hasNoXattrs: Bool {
-            get { flags.contains(.hasNoXattrs) }
-            set { set(.hasNoXattrs, newValue) }
-        }
-        /// Its xattr list was read once (the first getxattr asks for the list, one syscall
-        /// through the parent's descriptor, before opening anything).
-        var xattrsListed: Bool {
-            get { flags.contains(.xattrsListed) }
-            set { set(.xattrsListed, newValue) }
-        }
-        /// A directory known to carry no default ACL: creating in it applies the umask without
-        /// a syscall (a directory with other xattrs, such as an opaque one, otherwise paid two
-        /// calls through `/proc` per create). Cleared by setxattr.
-        var noDefaultACL: Bool {
-            get { flags.contains(.noDefaultACL) }
-            set { set(.noDefaultACL, newValue) }
         }
         private var rare: Rare?
 
@@ -211,9 +187,9 @@ public final class Node: Sendable {
         /// Drops the entry (and with it the node's hold on its layer directories) unless the
         /// node was used since the last sweep, cannot be found again by name, or is the root.
         mutating func giveBack() {
-            if used { used = false; return }
+            if flags.contains(.used) { flags.remove(.used); return }
             listing = nil
-            guard entry != nil, parent != nil, !keepsDescriptors, unlinked == nil else { return }
+            guard entry != nil, parent != nil, !flags.contains(.keepsDescriptors), unlinked == nil else { return }
             entry = nil
         }
     }
@@ -246,7 +222,7 @@ public final class Node: Sendable {
     func location() throws(Errno) -> (entry: HeldEntry, name: Name?) {
         for _ in 0..<4 {
             let (held, parent, name, generation) = state.withLock { s in
-                s.used = true
+                s.flags.insert(.used)
                 return (s.entry, s.parent, s.name, s.generation)
             }
             if let held { return (held, name) }

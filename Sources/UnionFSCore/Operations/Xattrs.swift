@@ -13,14 +13,14 @@ extension UnionFileSystem {
     /// create in a directory pays for the look.
     public func hasDefaultACL(_ id: NodeID) -> Bool {
         guard let n = try? node(id) else { return false }
-        let (known, changes) = n.state.withLock { ($0.noDefaultACL, $0.xattrChanges) }
+        let (known, changes) = n.state.withLock { ($0.flags.contains(.noDefaultACL), $0.xattrChanges) }
         if known { return false }
         do {
             _ = try getxattr(id, name: "system.posix_acl_default", size: 0)
             return true
         } catch {
             if error == .noData {
-                n.state.withLock { s in if s.xattrChanges == changes { s.noDefaultACL = true } }
+                n.state.withLock { s in if s.xattrChanges == changes { s.flags.insert(.noDefaultACL) } }
             }
             return false
         }
@@ -33,8 +33,8 @@ extension UnionFileSystem {
         if Self.isOwnerOverride(name) { throw .noData }
         if options.noACL && strncmp(name, "system.posix_acl_", 17) == 0 { throw .notSupported }
         let n = try node(id)
-        if n.state.withLock({ $0.hasNoXattrs }) { throw .noData }
-        let (listed, changes) = n.state.withLock { ($0.xattrsListed, $0.xattrChanges) }
+        if n.state.withLock({ $0.flags.contains(.hasNoXattrs) }) { throw .noData }
+        let (listed, changes) = n.state.withLock { ($0.flags.contains(.xattrsListed), $0.xattrChanges) }
         if !listed {
             // The kernel asks each file for `security.selinux`, ACLs and `security.capability`;
             // most files have no xattrs at all. Find out in one call.
@@ -46,8 +46,8 @@ extension UnionFileSystem {
                 }
             }
             n.state.withLock { s in
-                s.xattrsListed = true
-                if none == true && s.xattrChanges == changes { s.hasNoXattrs = true }
+                s.flags.insert(.xattrsListed)
+                if none == true && s.xattrChanges == changes { s.flags.insert(.hasNoXattrs) }
             }
             if none == true { throw .noData }
         }
@@ -56,7 +56,7 @@ extension UnionFileSystem {
                 return try read(path)
             } catch .noData {
                 if (try? Sys.pathListxattr(path, UnsafeMutableRawBufferPointer(start: nil, count: 0))) == 0 {
-                    n.state.withLock { s in if s.xattrChanges == changes { s.hasNoXattrs = true } }
+                    n.state.withLock { s in if s.xattrChanges == changes { s.flags.insert(.hasNoXattrs) } }
                 }
                 throw .noData
             }

@@ -102,8 +102,7 @@ extension UnionFileSystem {
         let n = try node(id)
         try copyUp(n)
         n.state.withLock { s in
-            s.hasNoXattrs = false
-            s.noDefaultACL = false
+            s.flags.subtract([.hasNoXattrs, .noDefaultACL])
             s.xattrChanges &+= 1
         }
         try withXattrPath(id) { (path) throws(Errno) in

@@ -88,7 +88,7 @@ extension UnionFileSystem {
     /// directories (`DescriptorBudget`) and answers from them until the kernel forgets it.
     func keepDescriptorsIfHeld(_ entry: ResolvedEntry) {
         guard let n = nodes.get(NodeID(stack.inodes.reported(FileID(entry.stat)))) else { return }
-        n.state.withLock { $0.keepsDescriptors = true }
+        n.state.withLock { $0.flags.insert(.keepsDescriptors) }
         _ = try? n.location()  // held again if a sweep took it, and now kept
     }
 
