@@ -56,6 +56,7 @@ enum MountPreflight {
         plan.debug = plan.debug || debug
         if singleThread { plan.threads = 1 }
         Sys.raiseOpenFileLimit()
+        Sys.limitMallocArenas()
         let stack = try LayerStack(plan.stack)
         if plan.debug {
             let why = stack.xattrNamespaceDetected ? "chosen: \(Privilege.current)" : "given by an option"

@@ -327,6 +327,18 @@ extension Sys {
         return UInt64(limit.rlim_cur)
     }
 
+    /// Caps glibc's malloc arenas at one per CPU (at least 2), unless `MALLOC_ARENA_MAX`
+    /// chooses; for a daemon, before its workers start. By default each thread that allocates
+    /// may get an arena of its own, up to 8 per CPU, and after a walk the nodes lie spread over
+    /// them: VmHWM after the benchmark's cold walk (92k entries) was 47.7 to 49.1 MiB on
+    /// `/dev/fuse`, and 44.2 to 44.5 MiB with 2 arenas (3 runs each), while 4 parallel tar reads
+    /// and 2 untars on tmpfs took no longer (3.6 to 4.5 s before, 3.6 to 3.8 s after).
+    public static func limitMallocArenas() {
+        guard getenv("MALLOC_ARENA_MAX") == nil else { return }
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        _ = mallopt(M_ARENA_MAX, Int32(clamping: max(2, cpus)))
+    }
+
     /// `getrlimit(2)`: the soft limit of open files, or nil when there is none.
     public static func openFileLimit() -> UInt64? {
         var limit = rlimit()
