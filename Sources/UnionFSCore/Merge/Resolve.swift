@@ -147,25 +147,3 @@ extension LayerStack {
     }
 }
 
-/// A `listxattr` result: names, each ending in a NUL.
-struct XattrNameList {
-    let bytes: UnsafeRawBufferPointer
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    /// True when one of the names equals `a` or `b` (C strings, their NUL included).
-    func contains(_ a: [CChar], _ b: [CChar]) -> Bool {
-        var start = 0
-        while start < bytes.count {
-            var end = start
-            while end < bytes.count && bytes[end] != 0 { end += 1 }
-            let name = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-            if Self.equal(name, a) || Self.equal(name, b) { return true }
-            start = end + 1
-        }
-        return false
-    }
-
-    private static func equal(_ name: UnsafeRawBufferPointer, _ c: [CChar]) -> Bool {
-        name.count == c.count - 1 && c.withUnsafeBytes { name.elementsEqual($0.prefix(name.count)) }
-    }
-}

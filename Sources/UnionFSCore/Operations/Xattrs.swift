@@ -103,15 +103,12 @@ extension UnionFileSystem {
     func shownNames(_ list: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(list.count)
-        var start = 0
-        for i in 0..<list.count where list[i] == 0 {
-            list.withUnsafeBytes { b in
-                let name = UnsafeRawBufferPointer(rebasing: b[start..<i])
-                guard !Self.isOwnerOverride(name), let shown = stack.overlayXattrs.shown(stored: name) else { return }
+        list.withUnsafeBytes { b in
+            for name in XattrNameList(b) {
+                guard !Self.isOwnerOverride(name), let shown = stack.overlayXattrs.shown(stored: name) else { continue }
                 out.append(contentsOf: shown)
                 out.append(0)
             }
-            start = i + 1
         }
         return out
     }

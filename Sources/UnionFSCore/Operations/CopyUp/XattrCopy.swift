@@ -35,18 +35,15 @@ enum XattrCopy {
         guard need > 0 else { return }
         var names = [CChar](repeating: 0, count: need)
         let n = try Errno.lift { try names.withUnsafeMutableBytes { b in try list(b) } }
-        var start = 0
-        while start < n {
-            let end = names[start..<n].firstIndex(of: 0) ?? n
-            names.withUnsafeBufferPointer { p in
-                let name = p.baseAddress! + start
-                if rule.isPrivate(stored: name) { return }
+        names.withUnsafeBytes { b in
+            for stored in XattrNameList(UnsafeRawBufferPointer(rebasing: b[0..<n])) where !stored.isEmpty {
+                let name = stored.baseAddress!.assumingMemoryBound(to: CChar.self)
+                if rule.isPrivate(stored: name) { continue }
                 let size = (try? get(name, UnsafeMutableRawBufferPointer(start: nil, count: 0))) ?? 0
                 var value = [UInt8](repeating: 0, count: max(size, 1))
-                guard let got = try? Errno.lift({ try value.withUnsafeMutableBytes { b in try get(name, b) } }) else { return }
+                guard let got = try? Errno.lift({ try value.withUnsafeMutableBytes { b in try get(name, b) } }) else { continue }
                 _ = try? Errno.lift { try value.withUnsafeBytes { b in try set(name, UnsafeRawBufferPointer(rebasing: b[0..<got])) } }
             }
-            start = end + 1
         }
     }
 }
