@@ -101,9 +101,13 @@ extension UnionFileSystem {
         try stack.overlayXattrs.withStoredName(name, forWriting: true) { (_) throws(Errno) in }
         let n = try node(id)
         try copyUp(n)
-        n.state.withLock { s in
-            s.flags.subtract([.hasNoXattrs, .noDefaultACL])
-            s.xattrChanges &+= 1
+        // After the write (or a failure part way): a read that ran meanwhile then finds the
+        // counter moved and records nothing, and one that recorded before is cleared here.
+        defer {
+            n.state.withLock { s in
+                s.flags.subtract([.hasNoXattrs, .noDefaultACL])
+                s.xattrChanges &+= 1
+            }
         }
         try withXattrPath(id) { (path) throws(Errno) in
             try stack.overlayXattrs.withStoredName(name, forWriting: true) { (stored) throws(Errno) in
