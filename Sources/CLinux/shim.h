@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 #include <stdint.h>
 #include <unistd.h>  /* syscall */
+#include <sys/syscall.h>  /* SYS_statx */
 #include "uring.h"  /* fstatfs: the upper's filesystem type */
 
 static const int unionfs_O_PATH = 010000000;
@@ -48,5 +49,15 @@ static inline long unionfs_listxattrat(int dfd, const char *path, char *list, si
     return syscall(465, dfd, path, 0x100, list, size);
 }
 
+/// The device (major, minor) of the filesystem `path` is on, as the kernel has it cached:
+/// statx(2) with AT_STATX_DONT_SYNC and an empty mask, so on a FUSE mount whose daemon does not
+/// serve yet no request is sent (the device is the superblock's, never asked for).
+static inline int unionfs_cached_device(const char *path, unsigned int *major, unsigned int *minor) {
+    unsigned int buffer[64] = {0};  /* struct statx: 256 bytes; stx_dev_major/minor at 136/140 */
+    if (syscall(SYS_statx, -100 /* AT_FDCWD */, path, 0x4000 /* AT_STATX_DONT_SYNC */,
+                0u, buffer) != 0) return -1;
+    *major = buffer[34]; *minor = buffer[35];
+    return 0;
+}
 static inline dev_t unionfs_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 #endif

@@ -26,13 +26,17 @@ final class DeviceLoop: @unchecked Sendable {
     let debug: Bool
     /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringWorker`).
     let uring: FeatureChoice
+    /// Set right after the INIT reply, which would otherwise lower it again.
+    let readahead: MountReadahead?
 
-    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: FeatureChoice = .off) {
+    init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: FeatureChoice = .off,
+         readahead: MountReadahead? = nil) {
         self.connection = connection
         self.fd = fd
         self.stats = stats
         self.debug = debug
         self.uring = uring
+        self.readahead = readahead
     }
 
     /// Serves the connection with `threads` workers until it ends; 0 then, 1 when the
@@ -180,7 +184,10 @@ final class DeviceLoop: @unchecked Sendable {
                 agreed.encode(&w)
                 return DeviceChannel.write(fd, unique: header.unique, field: 0, UnsafeRawBufferPointer(out), .init(start: nil, count: 0))
             }
-            return sent == 0 ? agreed : nil
+            guard sent == 0 else { return nil }
+            // The kernel applied the reply within that write: its readahead is final until set.
+            readahead?.apply(maxRead: Int(agreed.maxWrite))
+            return agreed
         }
     }
 

@@ -25,6 +25,8 @@ public final class FuseSession: @unchecked Sendable {
     private var signalWatcher: SignalWatcher?
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
     let stats: TransportStats
+    /// Where the mount's readahead is set once INIT is agreed; nil when it cannot be found.
+    private var readahead: MountReadahead?
     private let debug: Bool
 
     /// Mounts `fileSystem` at `mountpoint` with extra mount options (`-o` style, comma-joined).
@@ -37,6 +39,10 @@ public final class FuseSession: @unchecked Sendable {
         // uring=on that cannot be honoured fails before anything is mounted, saying how to fix it.
         if fileSystem.options.uring == .on && !UringSupport.enabled {
             throw ConfigurationError("uring=on: \(UringSupport.howToEnable)")
+        }
+        if let kib = fileSystem.options.readaheadKiB, !MountReadahead.permitted {
+            throw ConfigurationError("readahead=\(kib) cannot be honoured: the kernel takes a FUSE mount's readahead from "
+                                     + "/sys/class/bdi, which only root may write, and this process runs \(Privilege.current)")
         }
         try MountAccess.check(fuseOptions: fuseOptions)
         self.debug = debug
@@ -66,6 +72,7 @@ public final class FuseSession: @unchecked Sendable {
             mounted.store(false, ordering: .relaxed)
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
+        readahead = MountReadahead(mountpoint: mountpoint, requested: fileSystem.options.readaheadKiB)
     }
 
     /// Why this process cannot have FUSE passthrough, or nil when it may (the kernel still has
@@ -115,7 +122,7 @@ public final class FuseSession: @unchecked Sendable {
         signalWatcher?.start(onStats: { [unowned self] in self.writeStats() }, onEnd: { [unowned self] in self.unmountNow() })
         defer { signalWatcher?.stop() }
         return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
-                          uring: connection.fileSystem.options.uring).run(threads: threads)
+                          uring: connection.fileSystem.options.uring, readahead: readahead).run(threads: threads)
     }
 
     /// The counters as a table (`unionfs-swift stats`).

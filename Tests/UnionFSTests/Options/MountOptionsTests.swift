@@ -76,6 +76,16 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertTrue(o.fileSystem.readOnly)
     }
 
+    /// `readahead=KIB`: a size from 0 to 65536; unset means the default (nil).
+    func testReadaheadOption() throws {
+        XCTAssertNil(try MountOptions.parse(["lowerdir=/l"]).fileSystem.readaheadKiB)
+        XCTAssertEqual(try MountOptions.parse(["lowerdir=/l,readahead=256"]).fileSystem.readaheadKiB, 256)
+        XCTAssertEqual(try MountOptions.parse(["lowerdir=/l,readahead=0"]).fileSystem.readaheadKiB, 0)
+        assertRejected(["lowerdir=/l,readahead=1M"], mentions: ["readahead", "1M"])
+        assertRejected(["lowerdir=/l,readahead=65537"], mentions: ["readahead", "65536"])
+        assertRejected(["lowerdir=/l,readahead"], mentions: ["readahead"])
+    }
+
     /// The namespace can be forced either way; a bad value names the option.
     func testXattrNamespaceOption() throws {
         XCTAssertEqual(try MountOptions.parse(["lowerdir=/l,xattr_namespace=trusted"]).stack.xattrNamespace, .trusted)
