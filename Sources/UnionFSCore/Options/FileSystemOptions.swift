@@ -31,13 +31,11 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// FUSE_PASSTHROUGH offered at INIT, no writeback cache) and is silently off elsewhere;
     /// `on` refuses to mount where it cannot be had. Which files get it: `PassthroughFiles`.
     public var passthrough: FeatureChoice = .auto
-    /// The kernel's readahead for files read through the daemon, in KiB (`readahead=KIB`); nil:
-    /// as large as one READ may be (1 MiB) where this process may set it (root), the kernel's
-    /// 128 KiB elsewhere. The kernel starts every FUSE mount at 128 KiB and lowers it to INIT's
-    /// answer but never raises it, so it is set afterwards in the mount's backing device info
-    /// (`MountReadahead`). Measured on a lower file read through a writable mount (256 MiB, 4
-    /// runs each): 2,048 READs of 128 KiB against 256 of 1 MiB; from the disk 217-236 ms against
-    /// 186-188 ms; with the lower file in the page cache 125-145 ms against 104-111 ms.
+    /// The kernel's readahead for files read through the daemon, in KiB (`readahead=KIB`, root
+    /// only); nil: the kernel's 128 KiB. The kernel starts every FUSE mount there and never
+    /// raises it from INIT, so it is set afterwards in the mount's backing device info
+    /// (`MountReadahead`). Larger helps sequential reads (fewer READs) and costs random page
+    /// faults in mapped files, which read the whole window around themselves.
     public var readaheadKiB: Int? = nil
 
     /// Owners shown through the mount (uidmapping, gidmapping, squash_to_*).

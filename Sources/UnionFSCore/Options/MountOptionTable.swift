@@ -114,8 +114,8 @@ extension MountOptions {
                                                             "(Linux 6.9+, root; auto: where the kernel allows it)"]) { o, a throws(ConfigurationError) in
             o.fileSystem.passthrough = FeatureChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off"))!
         },
-        .init(["readahead"], "readahead=KIB", ["kernel readahead for reads through the daemon (root;",
-                                                "default 1024 as root, the kernel's 128 otherwise)"]) { o, a throws(ConfigurationError) in
+        .init(["readahead"], "readahead=KIB", ["kernel readahead for reads through the daemon",
+                                                "(root; default: the kernel's 128)"]) { o, a throws(ConfigurationError) in
             guard let kib = Int(try a.required()), (0...65536).contains(kib) else {
                 throw ConfigurationError("option 'readahead' needs a size in KiB from 0 to 65536, got '\(a.value ?? "")'")
             }

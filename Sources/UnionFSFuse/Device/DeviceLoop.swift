@@ -186,7 +186,7 @@ final class DeviceLoop: @unchecked Sendable {
             }
             guard sent == 0 else { return nil }
             // The kernel applied the reply within that write: its readahead is final until set.
-            readahead?.apply(maxRead: Int(agreed.maxWrite))
+            readahead?.apply()
             return agreed
         }
     }

@@ -25,7 +25,8 @@ public final class FuseSession: @unchecked Sendable {
     private var signalWatcher: SignalWatcher?
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
     let stats: TransportStats
-    /// Where the mount's readahead is set once INIT is agreed; nil when it cannot be found.
+    /// Where the mount's readahead is set once INIT is agreed (`readahead=`); nil without the
+    /// option, or when the mount cannot be found.
     private var readahead: MountReadahead?
     private let debug: Bool
 
@@ -72,7 +73,9 @@ public final class FuseSession: @unchecked Sendable {
             mounted.store(false, ordering: .relaxed)
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
-        readahead = MountReadahead(mountpoint: mountpoint, requested: fileSystem.options.readaheadKiB)
+        if fileSystem.options.readaheadKiB != nil {
+            readahead = MountReadahead(mountpoint: mountpoint, requested: fileSystem.options.readaheadKiB)
+        }
     }
 
     /// Why this process cannot have FUSE passthrough, or nil when it may (the kernel still has
