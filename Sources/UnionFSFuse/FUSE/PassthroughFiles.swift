@@ -26,7 +26,10 @@ import UnionFSCore
 /// belong to: a lower file open in passthrough would pin the inode to the lower file, and a
 /// later write open (the copy-up moves the node to the upper) could then neither be
 /// passthrough (the lower backing: EBUSY for a new one, writes to the lower layer with the old
-/// one) nor cached (EINVAL): it would fail, where it succeeds without passthrough. Every file of
+/// one) nor cached (EINVAL): it would fail, where it succeeds without passthrough. Nor could
+/// a new inode for the copy (a new node id) help: a descriptor opened read-only before a
+/// copy-up reads the copy afterwards, as under kernel overlayfs (`FsxTests`), and a passthrough
+/// descriptor keeps its backing file for life. Every file of
 /// a read-only stack, and every file already in the upper (including those opened for write,
 /// which are copied up first), has one file for its whole life and is eligible.
 final class PassthroughFiles: Sendable {
