@@ -26,7 +26,7 @@ public final class FuseSession: @unchecked Sendable {
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
     let stats: TransportStats
     /// Where the mount's readahead is set once INIT is agreed (`readahead=`); nil without the
-    /// option, or when the mount cannot be found.
+    /// option, or when the mount cannot be found (said on stderr).
     private var readahead: MountReadahead?
     private let debug: Bool
 
@@ -73,8 +73,9 @@ public final class FuseSession: @unchecked Sendable {
             mounted.store(false, ordering: .relaxed)
             throw ConfigurationError("cannot mount on '\(mountpoint)' (see the message above)")
         }
-        if fileSystem.options.readaheadKiB != nil {
-            readahead = MountReadahead(mountpoint: mountpoint, requested: fileSystem.options.readaheadKiB)
+        if let kib = fileSystem.options.readaheadKiB {
+            readahead = MountReadahead(mountpoint: mountpoint, kib: kib)
+            if readahead == nil { MountReadahead.say("readahead=\(kib) not set: the mount at '\(mountpoint)' cannot be stat'ed") }
         }
     }
 

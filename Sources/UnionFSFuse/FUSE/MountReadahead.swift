@@ -17,26 +17,25 @@ import UnionFSCore
 struct MountReadahead {
     /// `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb` of the mount.
     let path: String
-    /// `readahead=KIB`, or nil: the kernel's own.
-    let requested: Int?
+    /// `readahead=KIB`.
+    let kib: Int
 
     /// Found right after mounting, before INIT is answered: `unionfs_cached_device` sends the
     /// unserved mount no request. nil when the mountpoint cannot be stat'ed.
-    init?(mountpoint: String, requested: Int?) {
+    init?(mountpoint: String, kib: Int) {
         var major: UInt32 = 0, minor: UInt32 = 0
         guard unionfs_cached_device(mountpoint, &major, &minor) == 0 else { return nil }
         path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
-        self.requested = requested
+        self.kib = kib
     }
 
     /// Whether this process may set it at all: the file is root's, and root of a user namespace
     /// is not root there.
     static var permitted: Bool { Privilege.current.canWriteTrustedXattrs }
 
-    /// Sets the value asked for once INIT is agreed (before, the kernel would lower it again at
-    /// INIT); one that cannot be set is said on stderr. Nothing without `readahead=`.
+    /// Sets it once INIT is agreed (before, the kernel would lower it again at INIT); a failure
+    /// is said on stderr, and the mount keeps the kernel's value.
     func apply() {
-        guard let kib = requested else { return }
         let text = Array("\(kib)\n".utf8)
         do throws(Errno) {
             let fd = try Sys.openat(AT_FDCWD, path, O_WRONLY)
@@ -45,9 +44,12 @@ struct MountReadahead {
             text.withUnsafeBytes { b in written = Result { () throws(Errno) in try Sys.write(fd, b) } }
             _ = try written.get()
         } catch {
-            guard requested != nil else { return }
-            let line = "unionfs-swift: readahead=\(kib) could not be set in \(path): \(error)\n"
-            _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+            Self.say("readahead=\(kib) could not be set in \(path): \(error)")
         }
+    }
+
+    /// One line on stderr.
+    static func say(_ message: String) {
+        _ = Array("unionfs-swift: \(message)\n".utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
     }
 }

@@ -46,12 +46,17 @@ final class ReadaheadTests: MountTestCase {
         return out
     }
 
-    /// Without the option the kernel's own stays: 128 KiB, 32 READs for 4 MiB.
-    func testDefaultIsTheKernels() throws {
+    /// A writable mount with `content` as the lower file `big`, read through the daemon (not
+    /// passed through), with `options` added.
+    private func mountWithBigLowerFile(_ options: String = "") throws -> FuseMount {
         try fx.layer("low").fileBytes("big", content)
         let upper = try makeDir("upper"), work = try makeDir("work")
-        // A lower file read on a writable mount goes through the daemon (not passed through).
-        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),passthrough=off")
+        return try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),passthrough=off" + options)
+    }
+
+    /// Without the option the kernel's own stays: 128 KiB, 32 READs for 4 MiB.
+    func testDefaultIsTheKernels() throws {
+        let m = try mountWithBigLowerFile()
         XCTAssertEqual(try readaheadKiB(m.mountPoint), 128)
         XCTAssertEqual(readSequentially(m.mountPoint + "/big"), content)
         XCTAssertGreaterThanOrEqual(try reads(m), 32, "4 MiB at 128 KiB at most per READ")
@@ -60,9 +65,7 @@ final class ReadaheadTests: MountTestCase {
     /// 1 MiB (one READ's size): 4 MiB in about 8 READs, as the window ramps up.
     func testLargeReadaheadMeansFewerReads() throws {
         guard TestEnvironment.isRoot else { throw XCTSkip("readahead= needs root") }
-        try fx.layer("low").fileBytes("big", content)
-        let upper = try makeDir("upper"), work = try makeDir("work")
-        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),passthrough=off,readahead=1024")
+        let m = try mountWithBigLowerFile(",readahead=1024")
         XCTAssertEqual(try readaheadKiB(m.mountPoint), 1024)
         XCTAssertEqual(readSequentially(m.mountPoint + "/big"), content)
         let n = try reads(m)
