@@ -24,6 +24,9 @@ public final class DirectoryHandle: Sendable {
     /// node's state), never taken under one; held across a merge only by the reader of this
     /// handle (the kernel serializes readdir per file). docs/ARCHITECTURE.md §3.
     private let listing = Mutex<Listing?>(nil)
+    /// Entries of the chunk after the one last sent, probed ahead (`probeAhead`). A leaf lock:
+    /// nothing is taken under it.
+    private let ahead = Mutex<ProbedAhead?>(nil)
 
     /// One merged listing of the directory.
     package struct Listing: @unchecked Sendable {
@@ -49,6 +52,18 @@ public final class DirectoryHandle: Sendable {
             return lo
         }
     }
+
+    /// What `probeAhead` found for the entries from `start` on, so far.
+    struct ProbedAhead {
+        /// Which call to `expectProbes` this answers; a later call or a `takeProbes` ends it.
+        let job: UInt64
+        let generation: UInt64
+        let start: Int
+        /// One per entry from `start`: its `lstat` in its lower layer, or nil where the reader
+        /// must look itself.
+        var stats: [stat?]
+    }
+    private let jobs = Atomic<UInt64>(0)
 
     enum UpperChange {
         /// The directory had no upper part.
@@ -95,6 +110,66 @@ public final class DirectoryHandle: Sendable {
 
     /// `.`, `..`, then the merged entries, as the directory is now.
     public func entries() throws(Errno) -> [MergedEntry] { try currentListing().entries }
+
+    /// Readdirplus sent `listing`'s entries up to `range.lowerBound`: the entries of `range` are
+    /// to be probed ahead (`probeAhead`, on another thread), and what an earlier call left is
+    /// dropped. Returns the job to hand `probeAhead`.
+    package func expectProbes(_ listing: Listing, _ range: Range<Int>) -> UInt64 {
+        let job = jobs.add(1, ordering: .relaxed).newValue
+        var slot = ProbedAhead(job: job, generation: listing.generation, start: range.lowerBound, stats: [])
+        slot.stats.reserveCapacity(range.count)
+        ahead.withLock { $0 = slot }
+        return job
+    }
+
+    /// Probes `listing`'s entries in `range` while the kernel and the reader are busy with the
+    /// chunk just sent, so the next readdirplus finds their attributes ready (`takeProbes`).
+    ///
+    /// Only a non-directory whose topmost occurrence is in a lower layer is probed: lower
+    /// layers do not change under the mount, so its `lstat` is the one the reader would get,
+    /// as long as nothing above it changed, which the reader checks when it uses it
+    /// (`UnionFileSystem.listingIsCurrent`). An upper file can change without the daemon
+    /// seeing it (a write through passthrough), so it is probed by the reader, after its
+    /// request came. Stops as soon as the reader takes what is there.
+    package func probeAhead(_ listing: Listing, _ range: Range<Int>, job: UInt64) {
+        var batch: [stat?] = []
+        batch.reserveCapacity(Self.probeBatch)
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let e = listing.entries[i]
+            var found: stat? = nil
+            if i >= 2, e.type != UInt8(DT_DIR), e.layer > 0 || (e.layer == 0 && !stack.layers[0].isUpper),
+               let dl = listing.layers.first(where: { $0.layer == e.layer }),
+               case .entry(let st)? = try? e.name.withFileName({ (name) throws(Errno) in try stack.probe(name, in: dl) }),
+               st.st_mode & S_IFMT != S_IFDIR {
+                found = st
+            }
+            batch.append(found)
+            i += 1
+            if batch.count == Self.probeBatch || i == range.upperBound {
+                let going = ahead.withLock { (slot) -> Bool in
+                    guard slot?.job == job else { return false }
+                    slot!.stats.append(contentsOf: batch)
+                    return true
+                }
+                guard going else { return }
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+    /// Entries published at a time: the reader takes what is there, not waiting for the rest.
+    static let probeBatch = 16
+
+    /// What `probeAhead` found for `listing` from `index` on (one per entry, nil where the
+    /// reader probes itself), ending the job; empty when it found nothing for them.
+    package func takeProbes(_ listing: Listing, from index: Int) -> ArraySlice<stat?> {
+        guard let slot = ahead.withLock({ (slot) -> ProbedAhead? in
+            defer { slot = nil }
+            return slot
+        }), slot.generation == listing.generation, slot.start <= index, index - slot.start < slot.stats.count
+        else { return [] }
+        return slot.stats[(index - slot.start)...]
+    }
 
     /// The change time of the directory's upper part now.
     private func upperChange(_ layers: [DirectoryPart]) throws(Errno) -> UpperChange {

@@ -15,11 +15,15 @@ extension UnionFileSystem {
     /// changed since (`current`), so a non-directory is probed in that layer alone: one
     /// `fstatat` instead of one or two per layer above it. Directories (which need every layer
     /// they merge) and anything the probe does not confirm take the ordinary lookup.
-    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirectoryPart], current: Bool) throws(Errno) -> NodeEntry {
+    ///
+    /// `probed` is that probe's result when `DirectoryHandle.probeAhead` already made it.
+    package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirectoryPart], current: Bool,
+                        probed: stat? = nil) throws(Errno) -> NodeEntry {
         try e.name.withFileName { (name) throws(Errno) -> NodeEntry in
             if current, e.type != UInt8(DT_DIR), e.layer >= 0,
                let dl = layers.first(where: { $0.layer == e.layer }),
-               case .entry(let st) = try stack.probe(name, in: dl), st.st_mode & S_IFMT != S_IFDIR {
+               case .entry(let st) = try (probed != nil ? LayerHit.entry(probed!) : stack.probe(name, in: dl)),
+               st.st_mode & S_IFMT != S_IFDIR {
                 let p = try node(handle.node)
                 return reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
                                  name: name, in: p)

@@ -52,6 +52,8 @@ final class DeviceLoop: @unchecked Sendable {
         // The ring's workers, `UringWorker.perCPU` for each possible CPU's queue, beside the
         // device workers, which still get FORGET, INTERRUPT and whatever comes before every
         // queue has an entry registered.
+        connection.prober.start()
+        defer { connection.prober.stop() }
         var ringThreads: [pthread_t] = []
         var ringWorkers: [UringWorker] = []
         if useRing {

@@ -29,6 +29,8 @@ final class TransportStats: Sendable {
     let ringRequests = Atomic<UInt64>(0)
     /// Opens answered with a passthrough backing file (their reads and writes never come here).
     let passthroughOpens = Atomic<UInt64>(0)
+    /// Readdirplus entries answered with attributes `ListingProber` had found ahead.
+    let probedAhead = Atomic<UInt64>(0)
 
     init() {}
 
@@ -85,6 +87,7 @@ final class TransportStats: Sendable {
         lines.append("bytes read through the channel:    \(bytesRead.load(ordering: .relaxed))")
         lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
         lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")
+        lines.append("listing entries probed ahead:      \(probedAhead.load(ordering: .relaxed))")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -21,10 +21,13 @@ final class FuseConnection: Sendable {
     let appliesUmask = Atomic<Bool>(false)
     /// The backing files of FUSE passthrough and the mode of each open inode (enabled at INIT).
     let passthrough: PassthroughFiles
+    /// Probes the next readdirplus chunk of a listing ahead (started by `DeviceLoop.run`).
+    let prober: ListingProber
 
     init(_ fileSystem: UnionFileSystem, stats: TransportStats = TransportStats()) {
         self.fileSystem = fileSystem
         passthrough = PassthroughFiles(stats: stats)
+        prober = ListingProber(stats: stats)
     }
 
     /// The mode to create an entry with in `parent` from the kernel's `mode` and `umask`.

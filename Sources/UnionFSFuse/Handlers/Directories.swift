@@ -46,10 +46,14 @@ extension FuseConnection {
         var w = WireWriter(buffer.baseAddress!)
         let entries = listing.entries
         let current = plus && fs.listingIsCurrent(listing, of: handle)
-        var index = listing.start(after: offset)
+        let first = listing.start(after: offset)
+        var index = first
         // The reader asks once more past the last entry, for the empty reply that ends the
         // listing: the listing is done with then.
         if index == entries.count { fs.listingRead(handle) }
+        // The attributes `ListingProber` found meanwhile, usable while the listing is current.
+        let probed = plus ? handle.takeProbes(listing, from: index) : []
+        var usedProbes: UInt64 = 0
         while index < entries.count {
             let e = entries[index]
             let next = listing.offsets[index]
@@ -61,7 +65,10 @@ extension FuseConnection {
                 var shownIno = e.ino
                 var type = UInt32(e.type)
                 if plus {
-                    if index >= 2, let found = try? fs.lookup(listed: e, in: handle, layers: listing.layers, current: current) {
+                    let ready = current && index - first < probed.count ? probed[probed.startIndex + index - first] : nil
+                    if ready != nil { usedProbes += 1 }
+                    if index >= 2, let found = try? fs.lookup(listed: e, in: handle, layers: listing.layers,
+                                                               current: current, probed: ready) {
                         shownIno = UInt64(found.attributes.st_ino)
                         type = UInt32(found.attributes.st_mode & S_IFMT) >> 12
                         ReplyLayout.entry(node: found.node.rawValue, found.attributes, timeout: timeout, &w)
@@ -79,5 +86,11 @@ extension FuseConnection {
             index += 1
         }
         r.bytes(UnsafeRawBufferPointer(rebasing: buffer[0..<w.offset]))
+        if usedProbes > 0 { prober.stats.probedAhead.add(usedProbes, ordering: .relaxed) }
+        // The next chunk is most likely as long as this one: probe it while the kernel and
+        // the reader take this one in.
+        if plus && current && index < entries.count && index > first {
+            prober.submit(handle, listing, index..<min(entries.count, index + (index - first)))
+        }
     }
 }
