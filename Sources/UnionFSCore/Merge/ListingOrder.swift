@@ -24,14 +24,26 @@ enum ListingOrder {
         return c < 3 ? c + 3 : c
     }
 
-    /// `entries` (without `.` and `..`) sorted by cookie, with each entry's offset.
-    static func sorted(_ entries: [MergedEntry]) -> [(entry: MergedEntry, offset: Int64)] {
-        var keyed = entries.map { (entry: $0, offset: cookie($0.name)) }
-        keyed.sort { a, b in a.offset != b.offset ? a.offset < b.offset : precedes(a.entry.name, b.entry.name) }
-        for i in keyed.indices.dropFirst() where keyed[i].offset <= keyed[i - 1].offset {
-            keyed[i].offset = keyed[i - 1].offset + 1
+    /// `.` and `..` (`dots`), then `entries` sorted by cookie; and each one's offset.
+    ///
+    /// Sorts (cookie, index) pairs, which copy as plain bytes, and gathers the entries once at
+    /// the end: sorting the entries themselves moved a name reference with every swap.
+    static func sorted(_ entries: [MergedEntry], after dots: (MergedEntry, MergedEntry)) -> (entries: [MergedEntry], offsets: [Int64]) {
+        var keys: [(offset: Int64, index: Int)] = []
+        keys.reserveCapacity(entries.count)
+        for i in entries.indices { keys.append((cookie(entries[i].name), i)) }
+        keys.sort { a, b in
+            a.offset != b.offset ? a.offset < b.offset : precedes(entries[a.index].name, entries[b.index].name)
         }
-        return keyed
+        var sorted: [MergedEntry] = [dots.0, dots.1]
+        var offsets: [Int64] = [1, 2]
+        sorted.reserveCapacity(keys.count + 2)
+        offsets.reserveCapacity(keys.count + 2)
+        for k in keys {
+            sorted.append(entries[k.index])
+            offsets.append(max(k.offset, offsets[offsets.count - 1] + 1))
+        }
+        return (sorted, offsets)
     }
 
     /// Byte order of two names, for the (rare) names that share a hash.

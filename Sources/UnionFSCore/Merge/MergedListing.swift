@@ -29,6 +29,17 @@ extension LayerStack {
     public func mergedListing(of layers: [DirectoryPart]) throws(Errno) -> [MergedEntry] {
         var entries: [MergedEntry] = []
         var seen = Set<Name>()
+        // Room for every layer's names at once: growing the set step by step hashes every name
+        // again at each step (an eighth of a 29k-entry merge). About 24 bytes of a directory's
+        // size per entry on ext4 and tmpfs; a guess elsewhere, capped.
+        var room = 0
+        for dl in layers {
+            if let size = try? dl.dir.stat().st_size, size > 4096 { room += min(Int(size) / 24, 1 << 20) }
+        }
+        if room > 0 {
+            seen.reserveCapacity(room)
+            entries.reserveCapacity(room)
+        }
         var hiddenBelow: [Name] = []
         for dl in layers {
             let isLower = !self.layers[dl.layer].isUpper

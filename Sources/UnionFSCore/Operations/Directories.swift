@@ -89,18 +89,9 @@ public final class DirectoryHandle: Sendable {
             if let cached, cached.generation == generation { return cached }
             let layers = try directory.directoryLayers()
             let change = try upperChange(layers)
-            var entries = [
-                MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: stack.inodes.shown(node)),
-                MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: stack.inodes.shown(parentID)),
-            ]
-            var offsets: [Int64] = [1, 2]
-            let merged = ListingOrder.sorted(try stack.mergedListing(of: layers))
-            entries.reserveCapacity(merged.count + 2)
-            offsets.reserveCapacity(merged.count + 2)
-            for m in merged {
-                entries.append(m.entry)
-                offsets.append(m.offset)
-            }
+            let dots = (MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: stack.inodes.shown(node)),
+                        MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: stack.inodes.shown(parentID)))
+            let (entries, offsets) = ListingOrder.sorted(try stack.mergedListing(of: layers), after: dots)
             let taken = Listing(entries: entries, offsets: offsets, layers: layers,
                                 generation: generation, upper: change)
             cached = taken
