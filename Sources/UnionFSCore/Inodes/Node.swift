@@ -331,16 +331,19 @@ final class NodeTable: Sendable {
 
     /// Adds one lookup to the node `id`, making it with `make` when the kernel holds none.
     func reference(_ id: NodeID, make: () -> Node) -> Node {
-        shard(id).slots.withLock { slots in
-            if var slot = slots[id] {
-                slot.lookups += 1
-                slots[id] = slot
-                return slot.node
-            }
-            let node = make()
-            slots[id] = Slot(node: node, lookups: 1)
-            return node
+        shard(id).slots.withLock { slots in Self.count(&slots[id], make) }
+    }
+
+    /// One more lookup in `slot`, made when empty. Passed `inout` from the dictionary's
+    /// subscript, so the id is hashed and found once, not once to read and again to write.
+    private static func count(_ slot: inout Slot?, _ make: () -> Node) -> Node {
+        if slot != nil {
+            slot!.lookups += 1
+            return slot!.node
         }
+        let node = make()
+        slot = Slot(node: node, lookups: 1)
+        return node
     }
 
     /// Adds a node the kernel must never forget (the root).

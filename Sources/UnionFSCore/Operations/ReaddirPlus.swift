@@ -24,9 +24,9 @@ extension UnionFileSystem {
                let dl = layers.first(where: { $0.layer == e.layer }),
                case .entry(let st) = try (probed != nil ? LayerHit.entry(probed!) : stack.probe(name, in: dl)),
                st.st_mode & S_IFMT != S_IFDIR {
-                let p = try node(handle.node)
+                // The handle's own node: the kernel holds the directory while it reads it.
                 return reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
-                                 name: name, in: p)
+                                 name: name, in: handle.directory)
             }
             return try lookup(parent: handle.node, name: name)
         }
