@@ -85,12 +85,14 @@ extension FuseConnection {
             if !fits { break }
             index += 1
         }
-        r.bytes(UnsafeRawBufferPointer(rebasing: buffer[0..<w.offset]))
         if usedProbes > 0 { prober.stats.probedAhead.add(usedProbes, ordering: .relaxed) }
         // The next chunk is most likely as long as this one: probe it while the kernel and
-        // the reader take this one in.
+        // the reader take this one in. Handed over before the reply goes, so the prober is
+        // awake by the time the reader is (on io_uring the reply goes at the worker's next
+        // wait anyway).
         if plus && current && index < entries.count && index > first {
             prober.submit(handle, listing, index..<min(entries.count, index + (index - first)))
         }
+        r.bytes(UnsafeRawBufferPointer(rebasing: buffer[0..<w.offset]))
     }
 }
