@@ -129,11 +129,8 @@ public final class DirectoryHandle: Sendable {
         while i < range.upperBound {
             let e = listing.entries[i]
             var found: stat? = nil
-            if i >= 2, e.type != UInt8(DT_DIR), e.layer > 0 || (e.layer == 0 && !stack.layers[0].isUpper),
-               let dl = listing.layers.first(where: { $0.layer == e.layer }),
-               case .entry(let st)? = try? e.name.withFileName({ (name) throws(Errno) in try stack.probe(name, in: dl) }),
-               st.st_mode & S_IFMT != S_IFDIR {
-                found = st
+            if let dl = stack.listedPart(e, in: listing.layers), !stack.layers[dl.layer].isUpper {
+                found = try? e.name.withFileName { (name) throws(Errno) in try stack.probeListed(name, in: dl) }
             }
             batch.append(found)
             i += 1

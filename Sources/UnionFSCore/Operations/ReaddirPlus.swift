@@ -20,15 +20,30 @@ extension UnionFileSystem {
     package func lookup(listed e: MergedEntry, in handle: DirectoryHandle, layers: [DirectoryPart], current: Bool,
                         probed: stat? = nil) throws(Errno) -> NodeEntry {
         try e.name.withFileName { (name) throws(Errno) -> NodeEntry in
-            if current, e.type != UInt8(DT_DIR), e.layer >= 0,
-               let dl = layers.first(where: { $0.layer == e.layer }),
-               case .entry(let st) = try (probed != nil ? LayerHit.entry(probed!) : stack.probe(name, in: dl)),
-               st.st_mode & S_IFMT != S_IFDIR {
+            if current, let dl = stack.listedPart(e, in: layers),
+               let st = try (probed != nil ? probed : stack.probeListed(name, in: dl)) {
                 // The handle's own node: the kernel holds the directory while it reads it.
                 return reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
                                  name: name, in: handle.directory)
             }
             return try lookup(parent: handle.node, name: name)
         }
+    }
+}
+
+extension LayerStack {
+    /// The layer directory the merge found the listed `e` in, where one probe tells the
+    /// attributes of a non-directory (nil for a directory, which needs every layer it merges,
+    /// and for `.` and `..`).
+    func listedPart(_ e: MergedEntry, in layers: [DirectoryPart]) -> DirectoryPart? {
+        guard e.type != UInt8(DT_DIR), e.layer >= 0 else { return nil }
+        return layers.first { $0.layer == e.layer }
+    }
+
+    /// The `lstat` of `name` in `dl` when it is there as a non-directory, else nil (gone, a
+    /// whiteout, or a directory now: the ordinary lookup then decides).
+    func probeListed(_ name: borrowing FileName, in dl: DirectoryPart) throws(Errno) -> stat? {
+        guard case .entry(let st) = try probe(name, in: dl), st.st_mode & S_IFMT != S_IFDIR else { return nil }
+        return st
     }
 }
