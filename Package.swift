@@ -47,7 +47,8 @@ let package = Package(
         // What embedders import: the three above, re-exported as one module.
         .target(
             name: "UnionFS",
-            dependencies: ["UnionFSCore", "UnionFSFuse", "UnionFSOCI"]
+            dependencies: ["UnionFSCore", "UnionFSFuse", "UnionFSOCI",
+                           .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(
             name: "UnionFSImages",

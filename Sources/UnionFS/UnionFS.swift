@@ -3,3 +3,6 @@
 @_exported import UnionFSCore
 @_exported import UnionFSFuse
 @_exported import UnionFSOCI
+// The API's one error currency, `Errno`, which typed-throws closures (`FileName.validating`)
+// must name.
+@_exported import struct SystemPackage.Errno
