@@ -22,61 +22,140 @@ public struct MergedEntry: Sendable {
 extension LayerStack {
     /// The merged listing of a directory whose layers are `layers` (top first): the union of
     /// names, first occurrence wins, whiteouts and the names they hide left out, the OCI markers
-    /// (`.wh.*`) of layers in that form read and hidden. One `getdents64` pass per layer; an `fstatat`
-    /// only for character devices (whiteout check) and entries of unknown type.
+    /// (`.wh.*`) of layers in that form read and hidden. One `getdents64` pass per layer; an
+    /// `fstatat` only for character devices (whiteout check) and entries of unknown type.
     ///
-    /// `.` and `..` are not included.
+    /// `.` and `..` are not included. In listing order (`orderedListing`).
     public func mergedListing(of layers: [DirectoryPart]) throws(Errno) -> [MergedEntry] {
-        var entries: [MergedEntry] = []
-        var seen = Set<Name>()
-        // Room for every layer's names at once: growing the set step by step hashes every name
-        // again at each step (an eighth of a 29k-entry merge). About 24 bytes of a directory's
-        // size per entry on ext4 and tmpfs; a guess elsewhere, capped.
-        var room = 0
-        for dl in layers {
-            if let size = try? dl.dir.stat().st_size, size > 4096 { room += min(Int(size) / 24, 1 << 20) }
+        try orderedListing(of: layers).entries
+    }
+
+    /// The merged listing in the order readdir hands it out (`ListingOrder`), after `dots`
+    /// when given, with each entry's offset.
+    ///
+    /// Every layer's names are read into one array and sorted once by (cookie, name, layer):
+    /// the occurrences of a name then sit together, topmost first, and the first decides (shown,
+    /// or hidden by a whiteout or an OCI marker). No set of seen names: hashing every name into
+    /// one, then sorting the survivors with a comparison that could reach the names, made the
+    /// in-process merge of 30k names 15 ms where this takes 10 (with the two threads below).
+    func orderedListing(of layers: [DirectoryPart], after dots: (MergedEntry, MergedEntry)? = nil)
+        throws(Errno) -> (entries: [MergedEntry], offsets: [Int64]) {
+        // Room for every layer's names at once: about 24 bytes of a directory's size per entry
+        // on ext4 and tmpfs; a guess elsewhere, capped.
+        let room = layers.map { dl -> Int in
+            guard let size = try? dl.dir.stat().st_size, size > 4096 else { return 0 }
+            return min(Int(size) / 24, 1 << 20)
         }
-        if room > 0 {
-            seen.reserveCapacity(room)
-            entries.reserveCapacity(room)
-        }
-        var hiddenBelow: [Name] = []
-        for dl in layers {
-            let isLower = !self.layers[dl.layer].isUpper
-            let oci = readsOCI(dl.layer)
-            let device = self.layers[dl.layer].device
-            hiddenBelow.removeAll(keepingCapacity: true)
-            try Sys.forEachEntry(in: dl.dir.fd) { (e) throws(Errno) in
-                if oci && e.name.count >= 4 && e.name[0] == 0x2e && e.name[1] == 0x77
-                    && e.name[2] == 0x68 && e.name[3] == 0x2e {
-                    // ".wh..wh..opq" only marks opacity (read at lookup); ".wh.X" hides X below.
-                    if e.name.count > 4 && !isOpaqueMarker(e.name) {
-                        hiddenBelow.append(Name(bytes: UnsafeRawBufferPointer(rebasing: e.name.dropFirst(4))))
-                    }
-                    return
-                }
-                let name = Name(bytes: e.name)
-                guard seen.insert(name).inserted else { return }
-                var type = e.type
-                var st: stat? = nil
-                if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_CHR) {
-                    let s = try dl.dir.stat(e.fileName)
-                    st = s
-                    type = UInt8(truncatingIfNeeded: (s.st_mode & S_IFMT) >> 12)
-                    if s.st_mode & S_IFMT == S_IFCHR && s.st_rdev == 0 { return }
-                }
-                if isLower && dl.holdsXattrWhiteouts && type == UInt8(DT_REG) {
-                    let s: stat
-                    if let known = st { s = known } else { s = try dl.dir.stat(e.fileName) }
-                    if s.st_size == 0 && isXattrWhiteout(e.fileName, in: dl.dir) { return }
-                }
-                entries.append(MergedEntry(name: name, type: type,
-                                           ino: inodes.reported(FileID(device: device, inode: e.ino)),
-                                           layer: dl.layer))
+        let total = room.reduce(0, +)
+        var read: [LayerName]
+        if layers.count > 1 && total >= Self.namesReadAlongside {
+            // The layers from `split` on are read on a thread of their own meanwhile, about
+            // half of the names on each side: the reading (the kernel's getdents64 and a name
+            // made for each entry) is most of a large merge.
+            var split = 1, above = room[0], prefix = 0
+            for k in 1..<layers.count {  // the split whose larger side is smallest
+                prefix += room[k - 1]
+                if max(prefix, total - prefix) < max(above, total - above) { split = k; above = prefix }
             }
-            for n in hiddenBelow { seen.insert(n) }
+            let below = total - above
+            let lower = Array(layers.enumerated())[split...]
+            let (top, rest) = try Alongside.run({ () throws(Errno) -> [LayerName] in
+                var names: [LayerName] = []
+                names.reserveCapacity(above)
+                for (position, dl) in layers.enumerated().prefix(split) {
+                    try readLayer(dl, rank: Int32(position) * 2, into: &names)
+                }
+                return names
+            }, alongside: { () throws(Errno) -> [LayerName] in
+                var names: [LayerName] = []
+                names.reserveCapacity(below)
+                for (position, dl) in lower { try self.readLayer(dl, rank: Int32(position) * 2, into: &names) }
+                return names
+            })
+            read = top
+            read.append(contentsOf: rest)
+        } else {
+            read = []
+            read.reserveCapacity(total)
+            for (position, dl) in layers.enumerated() {
+                try readLayer(dl, rank: Int32(position) * 2, into: &read)
+            }
         }
-        return entries
+        var keys: [ListingOrder.Key] = []
+        keys.reserveCapacity(read.count)
+        for i in read.indices { keys.append(ListingOrder.Key(cookie: read[i].cookie, rank: read[i].rank, index: Int32(i))) }
+        ListingOrder.sort(&keys) { read[Int($0)].name }
+
+        var entries: [MergedEntry] = []
+        var offsets: [Int64] = []
+        entries.reserveCapacity(keys.count + 2)
+        offsets.reserveCapacity(keys.count + 2)
+        if let dots {
+            entries.append(dots.0)
+            entries.append(dots.1)
+            offsets.append(1)
+            offsets.append(2)
+        }
+        var last: Int64 = 2
+        var i = 0
+        while i < keys.count {
+            // The topmost occurrence of a name decides; the others follow it in `keys`.
+            let top = Int(keys[i].index)
+            var j = i + 1
+            while j < keys.count && keys[j].cookie == keys[i].cookie && read[Int(keys[j].index)].name == read[top].name { j += 1 }
+            if let entry = read[top].entry {
+                last = max(keys[i].cookie, last + 1)
+                entries.append(entry)
+                offsets.append(last)
+            }
+            i = j
+        }
+        return (entries, offsets)
+    }
+
+    /// Names (estimated from the directories' sizes) from which a merge reads its layers on
+    /// two threads; below, a thread costs more than it saves.
+    static let namesReadAlongside = 8192
+
+    /// One layer's names as read, before the merge: each with its cookie and its rank (the
+    /// layer's position times two; one more for an OCI marker, which hides a name only in the
+    /// layers below its own).
+    private func readLayer(_ dl: DirectoryPart, rank: Int32, into read: inout [LayerName]) throws(Errno) {
+        let isLower = !self.layers[dl.layer].isUpper
+        let oci = readsOCI(dl.layer)
+        let device = self.layers[dl.layer].device
+        try Sys.forEachEntry(in: dl.dir.fd) { (e) throws(Errno) in
+            if oci && e.name.count >= 4 && e.name[0] == 0x2e && e.name[1] == 0x77
+                && e.name[2] == 0x68 && e.name[3] == 0x2e {
+                // ".wh..wh..opq" only marks opacity (read at lookup); ".wh.X" hides X below.
+                if e.name.count > 4 && !isOpaqueMarker(e.name) {
+                    let hidden = UnsafeRawBufferPointer(rebasing: e.name.dropFirst(4))
+                    read.append(LayerName(name: Name(bytes: hidden), cookie: ListingOrder.cookie(hidden),
+                                          rank: rank + 1, entry: nil))
+                }
+                return
+            }
+            let name = Name(bytes: e.name)
+            let cookie = ListingOrder.cookie(e.name)
+            var type = e.type
+            var st: stat? = nil
+            var whiteout = false
+            if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_CHR) {
+                let s = try dl.dir.stat(e.fileName)
+                st = s
+                type = UInt8(truncatingIfNeeded: (s.st_mode & S_IFMT) >> 12)
+                whiteout = s.st_mode & S_IFMT == S_IFCHR && s.st_rdev == 0
+            }
+            if !whiteout && isLower && dl.holdsXattrWhiteouts && type == UInt8(DT_REG) {
+                let s: stat
+                if let known = st { s = known } else { s = try dl.dir.stat(e.fileName) }
+                whiteout = s.st_size == 0 && isXattrWhiteout(e.fileName, in: dl.dir)
+            }
+            let entry = whiteout ? nil : MergedEntry(name: name, type: type,
+                                                     ino: inodes.reported(FileID(device: device, inode: e.ino)),
+                                                     layer: dl.layer)
+            read.append(LayerName(name: name, cookie: cookie, rank: rank, entry: entry))
+        }
     }
 
     private func isOpaqueMarker(_ name: UnsafeRawBufferPointer) -> Bool {
@@ -84,4 +163,14 @@ extension LayerStack {
         return name.count == marker.utf8CodeUnitCount
             && memcmp(name.baseAddress!, marker.utf8Start, name.count) == 0
     }
+}
+
+/// A name one layer holds, as the merge reads it.
+private struct LayerName: Sendable {
+    let name: Name
+    let cookie: Int64
+    /// The layer's position in the merge times two, plus one for an OCI marker.
+    let rank: Int32
+    /// What the listing shows if this occurrence is the topmost; nil for a whiteout or marker.
+    let entry: MergedEntry?
 }

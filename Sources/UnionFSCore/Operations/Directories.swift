@@ -91,7 +91,7 @@ public final class DirectoryHandle: Sendable {
             let change = try upperChange(layers)
             let dots = (MergedEntry(name: try! Name("."), type: UInt8(DT_DIR), ino: stack.inodes.shown(node)),
                         MergedEntry(name: try! Name(".."), type: UInt8(DT_DIR), ino: stack.inodes.shown(parentID)))
-            let (entries, offsets) = ListingOrder.sorted(try stack.mergedListing(of: layers), after: dots)
+            let (entries, offsets) = try stack.orderedListing(of: layers, after: dots)
             let taken = Listing(entries: entries, offsets: offsets, layers: layers,
                                 generation: generation, upper: change)
             cached = taken
