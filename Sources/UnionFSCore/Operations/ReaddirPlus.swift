@@ -24,7 +24,7 @@ extension UnionFileSystem {
                let st = try (probed != nil ? probed : stack.probeListed(name, in: dl)) {
                 // The handle's own node: the kernel holds the directory while it reads it.
                 return reference(ResolvedEntry(stat: st, topLayer: dl.layer, parentDir: dl.dir, layers: []),
-                                 name: name, in: handle.directory)
+                                 name: name, in: handle.directory, owned: e.name)
             }
             return try lookup(parent: handle.node, name: name)
         }

@@ -76,13 +76,14 @@ public final class UnionFileSystem: Sendable {
 
     /// Counts one kernel lookup of `entry`, found under `name` in `p`, and returns its
     /// attributes as the mount shows them. Allocates only when it makes a node or the node
-    /// was known under another name.
-    func reference(_ entry: ResolvedEntry, name: borrowing FileName, in p: Node) -> NodeEntry {
+    /// was known under another name. `owned`, when given, is `name` already stored (a
+    /// listing's entry), which a new node then shares instead of a copy of its own.
+    func reference(_ entry: ResolvedEntry, name: borrowing FileName, in p: Node, owned: Name? = nil) -> NodeEntry {
         let id = stack.nodeID(of: entry, parent: p.id, name: name)
         var made = false
         let child = nodes.reference(id) {
             made = true
-            return Node(id: id, stack: stack, parent: p, name: Name(name), entry: entry)
+            return Node(id: id, stack: stack, parent: p, name: owned ?? Name(name), entry: entry)
         }
         if made {
             keepWithinBudget()
