@@ -15,6 +15,24 @@ public struct OpenedFile: ~Copyable {
 extension UnionFileSystem {
     /// Opens a regular file; the descriptor becomes the kernel's file handle. Changes are
     /// refused here while the stack has no writable upper.
+    /// Runs `store`, which hands the node's lower file to the kernel's page cache, unless the
+    /// node is in the upper by now or its lower file was stored once already; `store` says
+    /// whether it did.
+    ///
+    /// Under the node's copy-up lock: a copy-up, and a write after it, cannot come between
+    /// reading the lower file and the kernel caching what was read, so the kernel never caches
+    /// data older than a write. Lower files never change under the mount, so once is enough
+    /// while the kernel holds the node (pages it drops later it reads again itself).
+    package func storingLowerData(_ id: NodeID, _ store: () -> Bool) {
+        guard let n = try? node(id), !n.isDirectory else { return }
+        n.copyUpLock.withLock { _ in
+            let lower = n.state.withLock { s in
+                !(stack.isWritable && s.topLayer == 0) && !s.flags.contains(.lowerDataStored)
+            }
+            if lower && store() { n.state.withLock { _ = $0.flags.insert(.lowerDataStored) } }
+        }
+    }
+
     public func open(_ id: NodeID, flags: Int32) throws(Errno) -> Descriptor {
         let opened = try openHandle(id, flags: flags)
         return opened.descriptor

@@ -169,6 +169,7 @@ final class DeviceLoop: @unchecked Sendable {
             connection.opensDirectoriesItself.store(offer.flags & InitFlag.noOpendirSupport != 0, ordering: .relaxed)
             connection.appliesUmask.store(agreed.daemonAppliesUmask, ordering: .relaxed)
             decoder.setxattrExt = agreed.setxattrExt
+            connection.device.store(fd, ordering: .relaxed)
             if agreed.passthrough {
                 connection.passthrough.enable(device: fd)
             } else if fs.options.passthrough == .on {

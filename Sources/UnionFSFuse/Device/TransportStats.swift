@@ -31,6 +31,9 @@ final class TransportStats: Sendable {
     let passthroughOpens = Atomic<UInt64>(0)
     /// Readdirplus entries answered with attributes `ListingProber` had found ahead.
     let probedAhead = Atomic<UInt64>(0)
+    /// Small lower files stored in the kernel's page cache at their open, and their bytes.
+    let storedAtOpen = Atomic<UInt64>(0)
+    let bytesStoredAtOpen = Atomic<UInt64>(0)
 
     init() {}
 
@@ -88,6 +91,8 @@ final class TransportStats: Sendable {
         lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
         lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")
         lines.append("listing entries probed ahead:      \(probedAhead.load(ordering: .relaxed))")
+        lines.append("files stored in the page cache at open: \(storedAtOpen.load(ordering: .relaxed)) "
+                     + "(\(bytesStoredAtOpen.load(ordering: .relaxed)) bytes)")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -21,6 +21,8 @@ final class FuseConnection: Sendable {
     let appliesUmask = Atomic<Bool>(false)
     /// The backing files of FUSE passthrough and the mode of each open inode (enabled at INIT).
     let passthrough: PassthroughFiles
+    /// The connection's `/dev/fuse` descriptor, for notifications (-1 until INIT).
+    let device = Atomic<Int32>(-1)
     /// Probes the next readdirplus chunk of a listing ahead (started by `DeviceLoop.run`).
     let prober: ListingProber
 

@@ -8,6 +8,12 @@ enum Notification {
         w.put(node); w.put(offset); w.put(length)
     }
 
+    /// `fuse_notify_store_out` (24 bytes), followed by `size` bytes of data: store them in the
+    /// page cache of `node` from `offset` on, marked up to date.
+    static func store(node: UInt64, offset: UInt64, size: Int, _ w: inout WireWriter) {
+        w.put(node); w.put(offset); w.put(UInt32(size)); w.put(UInt32(0))
+    }
+
     /// `fuse_notify_inval_entry_out` (16 bytes), followed by the name and its NUL: forget the
     /// name `nameLength` bytes long in directory `parent`.
     static func invalEntry(parent: UInt64, nameLength: Int, _ w: inout WireWriter) {

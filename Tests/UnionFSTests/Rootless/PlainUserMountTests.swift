@@ -72,7 +72,8 @@ final class PlainUserMountTests: TempDirTestCase {
     }
 
     /// `passthrough=auto` (the default) is silently off for a plain user (registering backing
-    /// files needs CAP_SYS_ADMIN): the mount works as before, reads come to the daemon, and
+    /// files needs CAP_SYS_ADMIN): the mount works as before, reads come to the daemon (those
+    /// of a file too large to be stored in the page cache at its open, `StoreAtOpenTests`), and
     /// `passthrough=on` refuses to mount with the reason.
     func testPassthroughAutoIsSilentlyOffForAPlainUser() throws {
         let d = tmp + "/p"
@@ -80,9 +81,9 @@ final class PlainUserMountTests: TempDirTestCase {
         let out = try user.ok("""
             set -e
             cd "\(d)"
-            mkdir -p L U W M; echo data > L/f
+            mkdir -p L U W M; echo data > L/f; head -c 200000 /dev/zero > L/big
             "\(TestEnvironment.binary)" -o lowerdir=L,upperdir=U,workdir=W M
-            cat M/f; echo x >> M/f; cat M/f
+            cat M/f; echo x >> M/f; cat M/f; cat M/big > /dev/null
             "\(TestEnvironment.binary)" stats M | awk '/^READ /{print "READ", $2} /^passthrough opens/{print "passthrough opens:", $3}'
             fusermount3 -u M
             "\(TestEnvironment.binary)" -o lowerdir=L,passthrough=on M 2>&1 || true
