@@ -36,7 +36,8 @@ public final class Node: Sendable {
     /// For a directory: bumped after every change of its names (create, link, unlink, rmdir,
     /// rename from or into it), so that open handles take their listing again.
     let listingGeneration = Atomic<UInt64>(0)
-    /// Held for the whole of this node's copy-up so that racing writers copy it once. Taken
+    /// Held for the whole of this node's copy-up so that racing writers copy it once, and while
+    /// an open stores its lower file in the kernel's page cache (`storingLowerData`). Taken
     /// before `state`, never while holding another node's `copyUpLock` except a parent's
     /// (ancestors are copied first, top down, each under its own lock, released before the next).
     let copyUpLock = Mutex<Void>(())
