@@ -13,8 +13,6 @@ public struct OpenedFile: ~Copyable {
 }
 
 extension UnionFileSystem {
-    /// Opens a regular file; the descriptor becomes the kernel's file handle. Changes are
-    /// refused here while the stack has no writable upper.
     /// Runs `store`, which hands the node's lower file to the kernel's page cache, unless the
     /// node is in the upper by now or its lower file was stored once already; `store` says
     /// whether it did.
@@ -33,6 +31,8 @@ extension UnionFileSystem {
         }
     }
 
+    /// Opens a regular file; the descriptor becomes the kernel's file handle. Changes are
+    /// refused here while the stack has no writable upper.
     public func open(_ id: NodeID, flags: Int32) throws(Errno) -> Descriptor {
         let opened = try openHandle(id, flags: flags)
         return opened.descriptor

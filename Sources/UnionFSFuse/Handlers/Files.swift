@@ -80,8 +80,9 @@ extension FuseConnection {
         } catch { r.error(error) }
     }
 
-    /// A small lower file opened to be read: its whole content is stored in the kernel's page
-    /// cache (`FUSE_NOTIFY_STORE`) before the open is answered, so reading it sends no READ,
+    /// A small lower file opened to be read on a writable mount (never passed through: see
+    /// `passthroughOpen`): its whole content is stored in the kernel's page cache
+    /// (`FUSE_NOTIFY_STORE`) before the open is answered, so reading it sends no READ,
     /// and no GETATTR after it either (the kernel drops a file's atime after every READ it
     /// sends, and `tar` or `cp` stat the file once read): two round trips fewer a file. Once per
     /// node, never for a file copied up (`UnionFileSystem.storingLowerData`). Anything that
