@@ -14,8 +14,8 @@ public struct OpenedFile: ~Copyable {
 
 extension UnionFileSystem {
     /// Runs `store`, which hands the node's lower file to the kernel's page cache, unless the
-    /// node is in the upper by now or its lower file was stored once already; `store` says
-    /// whether it did.
+    /// node is in the upper of a writable stack by now or its file was stored once already;
+    /// `store` says whether it did. (On a read-only mount no file changes, upper or lower.)
     ///
     /// Under the node's copy-up lock: a copy-up, and a write after it, cannot come between
     /// reading the lower file and the kernel caching what was read, so the kernel never caches
@@ -25,7 +25,7 @@ extension UnionFileSystem {
         guard let n = try? node(id), !n.isDirectory else { return }
         n.copyUpLock.withLock { _ in
             let lower = n.state.withLock { s in
-                !(stack.isWritable && s.topLayer == 0) && !s.flags.contains(.lowerDataStored)
+                !(!isReadOnly && s.topLayer == 0) && !s.flags.contains(.lowerDataStored)
             }
             if lower && store() { n.state.withLock { _ = $0.flags.insert(.lowerDataStored) } }
         }

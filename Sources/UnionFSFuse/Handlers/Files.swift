@@ -73,7 +73,8 @@ extension FuseConnection {
             let fd = opened.takeDescriptor().take()
             let reply = passthroughOpen(node, OpenReply(fh: Handle.make(fd, flags: flags, lower: lower), flags: openFlags(flags)),
                                         eligible: !lower)
-            if lower && reply.flags & OpenReplyFlag.passthrough == 0 && flags & O_ACCMODE == O_RDONLY && flags & O_DIRECT == 0 {
+            if (lower || fileSystem.isReadOnly) && reply.flags & OpenReplyFlag.passthrough == 0
+                && flags & O_ACCMODE == O_RDONLY && flags & O_DIRECT == 0 {
                 storeInPageCache(node, fd)
             }
             r.open(reply)
@@ -81,7 +82,8 @@ extension FuseConnection {
     }
 
     /// A small lower file opened to be read on a writable mount (never passed through: see
-    /// `passthroughOpen`): its whole content is stored in the kernel's page cache
+    /// `passthroughOpen`), or any small file of a read-only mount not passed through (no
+    /// passthrough without root): its whole content is stored in the kernel's page cache
     /// (`FUSE_NOTIFY_STORE`) before the open is answered, so reading it sends no READ,
     /// and no GETATTR after it either (the kernel drops a file's atime after every READ it
     /// sends, and `tar` or `cp` stat the file once read): two round trips fewer a file. Once per
