@@ -86,8 +86,9 @@ public final class Node: Sendable {
             /// without a syscall (a directory with other xattrs, such as an opaque one,
             /// otherwise paid two calls through `/proc` per create). Cleared by setxattr.
             static let noDefaultACL = Flags(rawValue: 1 << 4)
-            /// Its lower file's content was stored in the kernel's page cache at an open
-            /// (`UnionFileSystem.storingLowerData`): later opens leave the cache to the kernel.
+            /// Its lower file's content was stored in the kernel's page cache at an open, or
+            /// found too large to be (`UnionFileSystem.storingLowerData`): later opens leave
+            /// the cache to the kernel.
             static let lowerDataStored = Flags(rawValue: 1 << 5)
         }
         private var rare: Rare?

@@ -47,6 +47,7 @@ extension LayerStack {
             return min(Int(size) / 24, 1 << 20)
         }
         let total = room.reduce(0, +)
+        let parts = Array(layers.enumerated())
         var read: [LayerName]
         if layers.count > 1 && total >= Self.namesReadAlongside {
             // The layers from `split` on are read on a thread of their own meanwhile, about
@@ -57,29 +58,13 @@ extension LayerStack {
                 prefix += room[k - 1]
                 if max(prefix, total - prefix) < max(above, total - above) { split = k; above = prefix }
             }
-            let below = total - above
-            let lower = Array(layers.enumerated())[split...]
-            let (top, rest) = try Alongside.run({ () throws(Errno) -> [LayerName] in
-                var names: [LayerName] = []
-                names.reserveCapacity(above)
-                for (position, dl) in layers.enumerated().prefix(split) {
-                    try readLayer(dl, rank: Int32(position) * 2, into: &names)
-                }
-                return names
-            }, alongside: { () throws(Errno) -> [LayerName] in
-                var names: [LayerName] = []
-                names.reserveCapacity(below)
-                for (position, dl) in lower { try self.readLayer(dl, rank: Int32(position) * 2, into: &names) }
-                return names
-            })
+            let lower = parts[split...], below = total - above
+            let (top, rest) = try Alongside.run({ () throws(Errno) in try readLayers(parts[..<split], room: above) },
+                                                alongside: { () throws(Errno) in try self.readLayers(lower, room: below) })
             read = top
             read.append(contentsOf: rest)
         } else {
-            read = []
-            read.reserveCapacity(total)
-            for (position, dl) in layers.enumerated() {
-                try readLayer(dl, rank: Int32(position) * 2, into: &read)
-            }
+            read = try readLayers(parts[...], room: total)
         }
         var keys: [ListingOrder.Key] = []
         keys.reserveCapacity(read.count)
@@ -116,6 +101,16 @@ extension LayerStack {
     /// Names (estimated from the directories' sizes) from which a merge reads its layers on
     /// two threads; below, a thread costs more than it saves.
     static let namesReadAlongside = 8192
+
+    /// The names of `parts` (each a layer directory with its position in the merge), read in
+    /// turn into one array of about `room` names.
+    private func readLayers(_ parts: ArraySlice<(offset: Int, element: DirectoryPart)>,
+                            room: Int) throws(Errno) -> [LayerName] {
+        var names: [LayerName] = []
+        names.reserveCapacity(room)
+        for (position, dl) in parts { try readLayer(dl, rank: Int32(position) * 2, into: &names) }
+        return names
+    }
 
     /// One layer's names as read, before the merge: each with its cookie and its rank (the
     /// layer's position times two; one more for an OCI marker, which hides a name only in the

@@ -14,20 +14,23 @@ public struct OpenedFile: ~Copyable {
 
 extension UnionFileSystem {
     /// Runs `store`, which hands the node's lower file to the kernel's page cache, unless the
-    /// node is in the upper of a writable stack by now or its file was stored once already;
-    /// `store` says whether it did. (On a read-only mount no file changes, upper or lower.)
+    /// node is in the upper of a writable stack by now or `store` already ran for it to its
+    /// end; `store` says whether it did (true also when the file is not one to store: lower
+    /// files never change, so that answer holds too). On a read-only mount no file changes,
+    /// upper or lower.
     ///
     /// Under the node's copy-up lock: a copy-up, and a write after it, cannot come between
     /// reading the lower file and the kernel caching what was read, so the kernel never caches
-    /// data older than a write. Lower files never change under the mount, so once is enough
-    /// while the kernel holds the node (pages it drops later it reads again itself).
+    /// data older than a write. Once is enough while the kernel holds the node (pages it drops
+    /// later it reads again itself); later opens cost one look at the node's flags.
     package func storingLowerData(_ id: NodeID, _ store: () -> Bool) {
-        guard let n = try? node(id), !n.isDirectory else { return }
+        guard let n = try? node(id), !n.isDirectory,
+              !n.state.withLock({ $0.flags.contains(.lowerDataStored) }) else { return }
         n.copyUpLock.withLock { _ in
-            let lower = n.state.withLock { s in
-                !(!isReadOnly && s.topLayer == 0) && !s.flags.contains(.lowerDataStored)
+            let go = n.state.withLock { s in
+                (isReadOnly || s.topLayer != 0) && !s.flags.contains(.lowerDataStored)
             }
-            if lower && store() { n.state.withLock { _ = $0.flags.insert(.lowerDataStored) } }
+            if go && store() { n.state.withLock { _ = $0.flags.insert(.lowerDataStored) } }
         }
     }
 

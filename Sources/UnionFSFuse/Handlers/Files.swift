@@ -86,15 +86,18 @@ extension FuseConnection {
     /// passthrough without root): its whole content is stored in the kernel's page cache
     /// (`FUSE_NOTIFY_STORE`) before the open is answered, so reading it sends no READ,
     /// and no GETATTR after it either (the kernel drops a file's atime after every READ it
-    /// sends, and `tar` or `cp` stat the file once read): two round trips fewer a file. Once per
-    /// node, never for a file copied up (`UnionFileSystem.storingLowerData`). Anything that
-    /// fails leaves the file to the kernel's READs.
+    /// sends, and `tar` or `cp` stat the file once read): two round trips fewer a file. Looked
+    /// at once per node (a later open costs no syscall), never for a file copied up
+    /// (`UnionFileSystem.storingLowerData`). Anything that fails leaves the file to the
+    /// kernel's READs, and is tried again at the next open.
     private func storeInPageCache(_ node: NodeID, _ fd: Int32) {
         let device = self.device.load(ordering: .relaxed)
-        guard device >= 0, let st = try? Sys.fstat(fd), st.st_mode & S_IFMT == S_IFREG,
-              st.st_size > 0, st.st_size <= Self.storedAtOpenLimit else { return }
-        let size = Int(st.st_size)
+        guard device >= 0 else { return }
         fileSystem.storingLowerData(node) { () -> Bool in
+            guard let st = try? Sys.fstat(fd) else { return false }
+            // Empty, too large, or not a regular file: nothing to store, now or later.
+            guard st.st_mode & S_IFMT == S_IFREG, st.st_size > 0, st.st_size <= Self.storedAtOpenLimit else { return true }
+            let size = Int(st.st_size)
             let data = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
             defer { data.deallocate() }
             guard (try? Sys.pread(fd, data, 0)) == size else { return false }
