@@ -14,7 +14,7 @@ if [ "$(id -u)" = 0 ] && [ -w "$uring_param" ]; then
   saved_uring=$(cat "$uring_param")
   uring_log=$(mktemp)
   UNIONFS_TEST_URING=1 timeout 600 swift test --skip-build --disable-swift-testing --filter \
-    'MountBehaviourTests|MountEdgeCaseTests|RequestCountTests|KernelDifferentialTests|RequestsPerWorkloadTests|DirectIOTests|ACLTests|XattrNamespaceTests|MountProgramTests|CLIErrorTests|UringTransportTests|BackgroundDaemonTests|PassthroughTests|ReadaheadTests|ListingProberTests|StoreAtOpenTests' \
+    'MountBehaviourTests|MountEdgeCaseTests|RequestCountTests|KernelDifferentialTests|RequestsPerWorkloadTests|DirectIOTests|ACLTests|XattrNamespaceTests|MountProgramTests|CLIErrorTests|UringTransportTests|BackgroundDaemonTests|PassthroughTests|ReadaheadTests|ListingProberTests|StoreAtOpenTests|FilesReadAheadTests' \
     > "$uring_log" 2>&1
   uring_rc=$?
   [ "$saved_uring" = Y ] && echo 1 > "$uring_param" || echo 0 > "$uring_param"

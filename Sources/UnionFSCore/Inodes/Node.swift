@@ -37,9 +37,10 @@ public final class Node: Sendable {
     /// rename from or into it), so that open handles take their listing again.
     let listingGeneration = Atomic<UInt64>(0)
     /// Held for the whole of this node's copy-up so that racing writers copy it once, and while
-    /// an open stores its lower file in the kernel's page cache (`storingLowerData`). Taken
-    /// before `state`, never while holding another node's `copyUpLock` except a parent's
-    /// (ancestors are copied first, top down, each under its own lock, released before the next).
+    /// an open, or the read-ahead of its directory, stores its lower file in the kernel's page
+    /// cache (`storingLowerData`). Taken before `state`, never while holding another node's
+    /// `copyUpLock` except a parent's (ancestors are copied first, top down, each under its own
+    /// lock, released before the next).
     let copyUpLock = Mutex<Void>(())
     /// A directory (merged over one or more layers) or not; never changes for a node id.
     /// (Last, with the lock, so both fill what would be padding: `NodeFootprintTests`.)
@@ -90,6 +91,10 @@ public final class Node: Sendable {
             /// found too large to be (`UnionFileSystem.storingLowerData`): later opens leave
             /// the cache to the kernel.
             static let lowerDataStored = Flags(rawValue: 1 << 5)
+            /// A directory one of whose small files was stored at its open (`readAheadStart`).
+            static let oneFileStored = Flags(rawValue: 1 << 6)
+            /// A directory whose files were read ahead once (`readAheadStart`).
+            static let readAhead = Flags(rawValue: 1 << 7)
         }
         private var rare: Rare?
 

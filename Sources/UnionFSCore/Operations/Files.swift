@@ -34,6 +34,13 @@ extension UnionFileSystem {
         }
     }
 
+    /// False once `storingLowerData` is done with the node `id` (or no such node is held):
+    /// a look at its flags, for a caller that would open the file to store it.
+    package func mayStoreLowerData(_ id: NodeID) -> Bool {
+        guard let n = nodes.get(id), !n.isDirectory else { return false }
+        return !n.state.withLock { $0.flags.contains(.lowerDataStored) }
+    }
+
     /// Opens a regular file; the descriptor becomes the kernel's file handle. Changes are
     /// refused here while the stack has no writable upper.
     public func open(_ id: NodeID, flags: Int32) throws(Errno) -> Descriptor {

@@ -81,6 +81,13 @@ public enum Sys {
         try retrying { Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
     }
 
+    /// `posix_fadvise(2)` with `POSIX_FADV_WILLNEED` for the whole file: the kernel starts
+    /// reading it into the page cache and returns without waiting for the disk.
+    public static func willNeed(_ fd: Int32) throws(Errno) {
+        let rc = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+        if rc != 0 { throw Errno(rawValue: rc) }
+    }
+
     /// `pwrite(2)`.
     @inline(__always)
     public static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer,

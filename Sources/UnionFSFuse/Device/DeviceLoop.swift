@@ -54,6 +54,13 @@ final class DeviceLoop: @unchecked Sendable {
         // queue has an entry registered.
         connection.prober.start()
         defer { connection.prober.stop() }
+        let fs = connection.fileSystem
+        connection.readAhead.start(find: { directory, name in
+            (try? fs.filesAhead(after: name, in: directory, maxSize: 1 << 20,
+                                limit: FilesReadAhead.filesPerJob, budget: FilesReadAhead.bytesPerJob)) ?? []
+        }, advise: { node in fs.startReadingLowerData(node) },
+           store: { [unowned connection] node in connection.storeAhead(node) })
+        defer { connection.readAhead.stop() }
         var ringThreads: [pthread_t] = []
         var ringWorkers: [UringWorker] = []
         if useRing {

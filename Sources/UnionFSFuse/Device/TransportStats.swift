@@ -34,6 +34,8 @@ final class TransportStats: Sendable {
     /// Small lower files stored in the kernel's page cache at their open, and their bytes.
     let storedAtOpen = Atomic<UInt64>(0)
     let bytesStoredAtOpen = Atomic<UInt64>(0)
+    /// Of those, the files stored before their open, read ahead (`FilesReadAhead`).
+    let storedAhead = Atomic<UInt64>(0)
 
     init() {}
 
@@ -92,7 +94,8 @@ final class TransportStats: Sendable {
         lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")
         lines.append("listing entries probed ahead:      \(probedAhead.load(ordering: .relaxed))")
         lines.append("files stored in the page cache at open: \(storedAtOpen.load(ordering: .relaxed)) "
-                     + "(\(bytesStoredAtOpen.load(ordering: .relaxed)) bytes)")
+                     + "(\(bytesStoredAtOpen.load(ordering: .relaxed)) bytes), "
+                     + "\(storedAhead.load(ordering: .relaxed)) of them read ahead")
         return lines.joined(separator: "\n") + "\n"
     }
 

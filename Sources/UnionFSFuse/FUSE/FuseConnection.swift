@@ -25,6 +25,9 @@ final class FuseConnection: Sendable {
     let device = Atomic<Int32>(-1)
     /// Probes the next readdirplus chunk of a listing ahead (started by `DeviceLoop.run`).
     let prober: ListingProber
+    /// Stores ahead the small files of a directory read one after another (started by
+    /// `DeviceLoop.run`).
+    let readAhead = FilesReadAhead()
 
     init(_ fileSystem: UnionFileSystem, stats: TransportStats = TransportStats()) {
         self.fileSystem = fileSystem

@@ -49,8 +49,12 @@ extension FuseConnection {
         let first = listing.start(after: offset)
         var index = first
         // The reader asks once more past the last entry, for the empty reply that ends the
-        // listing: the listing is done with then.
-        if index == entries.count { fs.listingRead(handle) }
+        // listing: the listing is done with then. A subdirectory of a directory being read
+        // ahead is read ahead too, once listed (`FilesReadAhead`).
+        if index == entries.count {
+            fs.listingRead(handle)
+            if fs.readAheadStart(listed: node) { readAhead.submit(node, after: nil) }
+        }
         // The attributes `ListingProber` found meanwhile, usable while the listing is current.
         let probed = plus ? handle.takeProbes(listing, from: index) : []
         var usedProbes: UInt64 = 0

@@ -75,7 +75,9 @@ extension FuseConnection {
                                         eligible: !lower)
             if (lower || fileSystem.isReadOnly) && reply.flags & OpenReplyFlag.passthrough == 0
                 && flags & O_ACCMODE == O_RDONLY && flags & O_DIRECT == 0 {
-                storeInPageCache(node, fd)
+                if storeInPageCache(node, fd), let start = fileSystem.readAheadStart(after: node) {
+                    readAhead.submit(start.directory, after: start.name)
+                }
             }
             r.open(reply)
         } catch { r.error(error) }
@@ -89,10 +91,11 @@ extension FuseConnection {
     /// sends, and `tar` or `cp` stat the file once read): two round trips fewer a file. Looked
     /// at once per node (a later open costs no syscall), never for a file copied up
     /// (`UnionFileSystem.storingLowerData`). Anything that fails leaves the file to the
-    /// kernel's READs, and is tried again at the next open.
-    private func storeInPageCache(_ node: NodeID, _ fd: Int32) {
+    /// kernel's READs, and is tried again at the next open. True when it stored the file now.
+    func storeInPageCache(_ node: NodeID, _ fd: Int32, ahead: Bool = false) -> Bool {
         let device = self.device.load(ordering: .relaxed)
-        guard device >= 0 else { return }
+        guard device >= 0 else { return false }
+        var stored = false
         fileSystem.storingLowerData(node) { () -> Bool in
             guard let st = try? Sys.fstat(fd) else { return false }
             // Empty, too large, or not a regular file: nothing to store, now or later.
@@ -109,9 +112,24 @@ extension FuseConnection {
                 guard rc == 0 else { return false }
                 passthrough.stats.storedAtOpen.add(1, ordering: .relaxed)
                 passthrough.stats.bytesStoredAtOpen.add(UInt64(size), ordering: .relaxed)
+                if ahead { passthrough.stats.storedAhead.add(1, ordering: .relaxed) }
+                stored = true
                 return true
             }
         }
+        return stored
+    }
+
+    /// Stores the small lower file `node` in the kernel's page cache before any open of it
+    /// (`FilesReadAhead`): the store of `storeInPageCache`, through a descriptor of its own.
+    func storeAhead(_ node: NodeID) {
+        guard fileSystem.mayStoreLowerData(node) else { return }
+        do throws(Errno) {
+            let opened = try fileSystem.openHandle(node, flags: O_RDONLY)
+            if fileSystem.isReadOnly || opened.inLowerLayer {
+                _ = storeInPageCache(node, opened.descriptor.rawValue, ahead: true)
+            }
+        } catch {}  // gone or moved meanwhile: its own open stores it, or not
     }
 
     /// The largest file stored at its open: the size of one READ the kernel would send for
