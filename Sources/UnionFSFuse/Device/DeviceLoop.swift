@@ -56,7 +56,7 @@ final class DeviceLoop: @unchecked Sendable {
         defer { connection.prober.stop() }
         let fs = connection.fileSystem
         connection.readAhead.start(find: { directory, name in
-            (try? fs.filesAhead(after: name, in: directory, maxSize: 1 << 20,
+            (try? fs.filesAhead(after: name, in: directory, maxSize: FilesReadAhead.largestFile,
                                 limit: FilesReadAhead.filesPerJob, budget: FilesReadAhead.bytesPerJob)) ?? []
         }, advise: { node in fs.startReadingLowerData(node) },
            store: { [unowned connection] node in connection.storeAhead(node) })

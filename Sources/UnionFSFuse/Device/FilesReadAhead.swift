@@ -29,6 +29,10 @@ final class FilesReadAhead: @unchecked Sendable {
     static let filesPerJob = 512
     static let bytesPerJob = 8 << 20
 
+    /// The largest file a job takes: files up to the store's 64 KiB are stored, larger ones
+    /// only read from the disk into the lower file's page cache, where their READs find them.
+    static let largestFile = 1 << 20
+
     /// Files the disk is asked to read at once ahead of the store.
     static let inFlight = 8
 
