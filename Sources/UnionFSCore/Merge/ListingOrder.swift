@@ -14,6 +14,17 @@ package enum ListingOrder {
     /// 64-bit FNV-1a of the name, halved to fit a positive `off_t`, kept clear of 0, 1 and 2.
     package static func cookie(_ name: Name) -> Int64 { name.withBytes { cookie($0) } }
 
+    /// The index of the first of a listing's strictly growing `offsets` past `offset` (the
+    /// entry a reader that stopped at `offset` goes on with; `offsets.count` when none is).
+    package static func start(after offset: Int64, in offsets: [Int64]) -> Int {
+        var lo = 0, hi = offsets.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if offsets[mid] <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
     static func cookie(_ bytes: UnsafeRawBufferPointer) -> Int64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes {

@@ -43,14 +43,7 @@ public final class DirectoryHandle: Sendable {
         let upper: UpperChange
 
         /// The index of the first entry after `offset` (0: the first entry).
-        package func start(after offset: Int64) -> Int {
-            var lo = 0, hi = offsets.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if offsets[mid] <= offset { lo = mid + 1 } else { hi = mid }
-            }
-            return lo
-        }
+        package func start(after offset: Int64) -> Int { ListingOrder.start(after: offset, in: offsets) }
     }
 
     /// What `probeAhead` found for the entries from `start` on, so far.

@@ -43,8 +43,8 @@ extension UnionFileSystem {
     }
 
     /// The files listed after `name` (all, for nil) in the directory `dir`, in listing order
-    /// (the order a reader of the listing meets them), worth storing ahead: regular files of 1 to `maxSize`
-    /// bytes with one link, whose topmost occurrence is in a lower layer (lower files never
+    /// (the order a reader of the listing meets them), worth storing ahead: regular files of 1
+    /// to `maxSize` bytes with one link, whose topmost occurrence is in a lower layer (lower files never
     /// change under a mount), that the kernel knows (a readdirplus or lookup made their node)
     /// under that name and that were not stored yet. At most `limit` files (found among the next
     /// `4 * limit` entries) and `budget` bytes (reached with the file that passes it).
@@ -55,12 +55,7 @@ extension UnionFileSystem {
         let layers = try d.directoryLayers()
         let (entries, offsets) = try stack.orderedListing(of: layers, after: nil)
         // In offset order, an entry's offset being its name's cookie: start past the name's.
-        let cookie = name.map { ListingOrder.cookie($0) } ?? Int64.min
-        var i = 0, hi = offsets.count
-        while i < hi {
-            let mid = (i + hi) / 2
-            if offsets[mid] <= cookie { i = mid + 1 } else { hi = mid }
-        }
+        var i = ListingOrder.start(after: name.map { ListingOrder.cookie($0) } ?? Int64.min, in: offsets)
         var found: [NodeID] = []
         var bytes = 0
         // Entries looked at, at most: each costs a probe, and a large directory of other files

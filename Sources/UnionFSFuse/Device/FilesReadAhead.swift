@@ -18,7 +18,9 @@ final class FilesReadAhead: @unchecked Sendable {
         let after: Name?
         /// Found by the thread when the job first runs (`filesAhead`: a merge of the directory).
         var files: [NodeID]? = nil
+        /// The next file to store, and the first the disk was not asked for yet.
         var next = 0
+        var advised = 0
     }
     /// The jobs waiting, newest last. A leaf lock.
     private let jobs = Mutex<[Job]>([])
@@ -75,10 +77,13 @@ final class FilesReadAhead: @unchecked Sendable {
             let below = popped.1
             if job.files == nil { job.files = find(job.directory, job.after) }
             let files = job.files!
-            // The disk reads the next `Self.inFlight` files while the first is stored.
-            for k in job.next..<min(files.count, job.next + Self.inFlight - 1) { advise(files[k]) }
             while job.next < files.count && thread.isRunning {
-                if job.next + Self.inFlight - 1 < files.count { advise(files[job.next + Self.inFlight - 1]) }
+                // The disk reads the next `Self.inFlight` files while the first is stored (each
+                // asked for once, also across an interruption).
+                while job.advised < min(files.count, job.next + Self.inFlight) {
+                    advise(files[job.advised])
+                    job.advised += 1
+                }
                 store(files[job.next])
                 job.next += 1
                 guard job.next < files.count else { break }
