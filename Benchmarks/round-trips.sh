@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Round trips as the kernel sees them: per opcode, how many requests one command sent to one
+# FUSE mount, and how long each took from the kernel queueing it to the kernel taking in the
+# reply (the fuse:fuse_request_send and fuse:fuse_request_end tracepoints).
+#
+#   bash Benchmarks/round-trips.sh MOUNTPOINT -- COMMAND [ARG...]
+#
+# `unionfs-swift stats MOUNTPOINT` gives the daemon's own time per request; what this adds is
+# the wait for a worker and the trip both ways, so the two side by side show whether a slow
+# workload waits on the daemon or on the transport. Not counted here: the caller's own wake-up
+# after the reply, which comes after fuse_request_end (on a VM, often the larger part), and
+# requests without a reply (FORGET). Works for any FUSE mount (fuse-overlayfs too). Needs root
+# (tracefs); uses a tracing instance of its own, so other tracing is left as it was.
+set -euo pipefail
+
+usage() { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] && [ "$2" = "--" ] || usage
+MNT="$1"; shift 2
+[ "$(id -u)" = 0 ] || { echo "round-trips.sh: needs root (tracefs)" >&2; exit 2; }
+mountpoint -q "$MNT" || { echo "round-trips.sh: $MNT is not a mount point" >&2; exit 2; }
+case "$(awk -v m="$(realpath "$MNT")" '$2 == m { t = $3 } END { print t }' /proc/self/mounts)" in
+    fuse|fuse.*) ;;
+    *) echo "round-trips.sh: $MNT is not a FUSE mount" >&2; exit 2 ;;
+esac
+
+T=/sys/kernel/tracing
+[ -d "$T/events" ] || mount -t tracefs nodev "$T" 2>/dev/null || true
+[ -d "$T/events/fuse" ] || { echo "round-trips.sh: this kernel has no fuse tracepoints under $T/events/fuse" >&2; exit 2; }
+
+# The tracepoints name the connection by the mount's device number; an anonymous device has
+# major 0, where the kernel's encoding is the minor itself.
+DEV="$(mountpoint -d "$MNT")"
+[ "${DEV%%:*}" = 0 ] || { echo "round-trips.sh: unexpected device $DEV for $MNT" >&2; exit 2; }
+CONN="${DEV#*:}"
+
+I="$T/instances/unionfs-round-trips-$$"
+OUTF="$(mktemp)"
+cleanup() {
+    [ -d "$I" ] && { echo 0 > "$I/tracing_on" 2>/dev/null; rmdir "$I" 2>/dev/null; } || true
+    rm -f "$OUTF"
+}
+trap cleanup EXIT
+mkdir "$I"
+echo 65536 > "$I/buffer_size_kb"   # per CPU: an untar of 9k files sends about 160k events
+for e in fuse_request_send fuse_request_end; do
+    echo "connection == $CONN" > "$I/events/fuse/$e/filter"
+    echo 1 > "$I/events/fuse/$e/enable"
+done
+
+start=$(date +%s%N)
+status=0
+"$@" || status=$?
+end=$(date +%s%N)
+echo 0 > "$I/tracing_on"
+cat "$I/trace" > "$OUTF"
+lost=$(awk '/^overrun:/ { n += $2 } END { print n + 0 }' "$I"/per_cpu/cpu*/stats)
+
+echo "command: $* (exit $status, $(( (end - start) / 1000000 )) ms)"
+[ "$lost" = 0 ] || echo "warning: $lost events lost (trace buffer overrun): counts below are short"
+# Pair each send with its end by request id; per opcode: count, p50, p90, p99, sum.
+awk '
+    /fuse_request_send:/ || /fuse_request_end:/ {
+        ts = ""
+        for (i = 1; i <= NF; i++) if ($i ~ /^fuse_request_(send|end):$/) { ts = $(i - 1); break }
+        sub(/:$/, "", ts)
+        for (j = i; j <= NF; j++) if ($j == "req") { id = $(j + 1); break }
+        if ($i == "fuse_request_send:") {
+            for (k = j; k <= NF; k++) if ($k == "opcode") { op = $(k + 2); break }
+            gsub(/[()]/, "", op); sub(/^FUSE_/, "", op)
+            sent[id] = ts; name[id] = op
+        } else if (id in sent) {
+            printf "%s %.1f\n", name[id], (ts - sent[id]) * 1e6
+            delete sent[id]
+        }
+    }
+    END { for (id in sent) printf "%s -1\n", name[id] }
+' "$OUTF" | sort -k1,1 -k2,2n | awk '
+    function flush() {
+        if (op == "") return
+        printf "%-14s %9d %9.0f %9.0f %9.0f %11.1f%s\n", op, n, v[int(n * 0.5) + 1], v[int(n * 0.9) + 1], v[int(n * 0.99) + 1], sum / 1000, (open ? "  " open " without reply" : "")
+        total += n; tsum += sum
+    }
+    BEGIN { printf "%-14s %9s %9s %9s %9s %11s\n", "opcode", "requests", "p50 us", "p90 us", "p99 us", "sum ms" }
+    $1 != op { flush(); op = $1; n = 0; sum = 0; open = 0; delete v }
+    $2 < 0 { open++; next }
+    { v[++n] = $2; sum += $2 }
+    END { flush(); printf "%-14s %9d %9s %9s %9s %11.1f\n", "ALL", total, "", "", "", tsum / 1000 }
+'
+exit "$status"
