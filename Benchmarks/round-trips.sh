@@ -9,7 +9,8 @@
 # the wait for a worker and the trip both ways, so the two side by side show whether a slow
 # workload waits on the daemon or on the transport. Not counted here: the caller's own wake-up
 # after the reply, which comes after fuse_request_end (on a VM, often the larger part), and
-# requests without a reply (FORGET). Works for any FUSE mount (fuse-overlayfs too). Needs root
+# requests without a reply (FORGET). Works for any FUSE mount (fuse-overlayfs too), also one a
+# plain user made (run the command as that user: `-- runuser -u USER -- ...`). Needs root
 # (tracefs); uses a tracing instance of its own, so other tracing is left as it was.
 set -euo pipefail
 
@@ -17,10 +18,15 @@ usage() { sed -n '2,14p' "$0" >&2; exit 2; }
 [ $# -ge 3 ] && [ "$2" = "--" ] || usage
 MNT="$1"; shift 2
 [ "$(id -u)" = 0 ] || { echo "round-trips.sh: needs root (tracefs)" >&2; exit 2; }
-mountpoint -q "$MNT" || { echo "round-trips.sh: $MNT is not a mount point" >&2; exit 2; }
-case "$(awk -v m="$(realpath "$MNT")" '$2 == m { t = $3 } END { print t }' /proc/self/mounts)" in
+# From mountinfo, not stat: root may not enter another user's FUSE mount (no allow_other).
+# Its last entry for the path (the one on top): the device and the filesystem type.
+parent="$(cd "$(dirname "$MNT")" 2>/dev/null && pwd -P)" || { echo "round-trips.sh: no directory $MNT" >&2; exit 2; }
+MNTP="${parent%/}/$(basename "$MNT")"; [ "$MNTP" != "//" ] || MNTP=/
+read -r DEV FSTYPE < <(awk -v m="$MNTP" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { d = $3; t = $(i + 1) } } END { print d, t }' /proc/self/mountinfo)
+[ -n "${DEV:-}" ] || { echo "round-trips.sh: $MNT is not a mount point" >&2; exit 2; }
+case "$FSTYPE" in
     fuse|fuse.*) ;;
-    *) echo "round-trips.sh: $MNT is not a FUSE mount" >&2; exit 2 ;;
+    *) echo "round-trips.sh: $MNT is not a FUSE mount ($FSTYPE)" >&2; exit 2 ;;
 esac
 
 T=/sys/kernel/tracing
@@ -29,7 +35,6 @@ T=/sys/kernel/tracing
 
 # The tracepoints name the connection by the mount's device number; an anonymous device has
 # major 0, where the kernel's encoding is the minor itself.
-DEV="$(mountpoint -d "$MNT")"
 [ "${DEV%%:*}" = 0 ] || { echo "round-trips.sh: unexpected device $DEV for $MNT" >&2; exit 2; }
 CONN="${DEV#*:}"
 
