@@ -58,9 +58,12 @@ final class DeviceChannel: ReplySink, @unchecked Sendable {
     }
 
     /// `error`: 0 for success with the payload, else an errno (the payload is then dropped).
+    /// The write is timed on its own (`stats`): the kernel wakes the caller within it.
     private func send(unique: UInt64, error: Int32, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        let start = TransportStats.now()
         _ = error == 0 ? Self.write(fd, unique: unique, field: 0, a, b) : Self.write(fd, unique: unique, field: -error, none, none)
+        stats.recordReplyWrite(nanoseconds: TransportStats.now() &- start)
     }
 
     /// Frames and writes one message whose out header carries `field` (a negative errno, 0, or

@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 
 /// What our own transport counts, for `unionfs-swift stats` (and SIGUSR1): requests per
-/// opcode, their latency from read to reply, and the file data bytes that crossed the channel.
+/// opcode, their latency from read to reply (the reply's write included), the replies' writes
+/// on their own, and the file data bytes that crossed the channel.
 ///
 /// Lock-free: one atomic add per counter per request. Latencies are kept in power-of-two
 /// buckets of microseconds (bucket i: below 2^i µs), so percentiles are upper bounds within a
@@ -20,6 +21,11 @@ final class TransportStats: Sendable {
 
     private let counts: [Counter] = (0..<TransportStats.opcodes).map { _ in Counter() }
     private let latency: [Counter] = (0..<TransportStats.opcodes * TransportStats.buckets).map { _ in Counter() }
+    /// How long each reply's `writev` to `/dev/fuse` took. Part of the latencies above, and
+    /// often most of them on a VM: the kernel wakes the caller within that write, and waking
+    /// an idle vCPU is an exit to the hypervisor. A ring's replies are committed with the next
+    /// fetch and are not counted here.
+    private let replyWrites: [Counter] = (0..<TransportStats.buckets).map { _ in Counter() }
     let bytesRead = Atomic<UInt64>(0)
     let bytesWritten = Atomic<UInt64>(0)
     /// FUSE over io_uring workers serving (0: `/dev/fuse` only), and the CPU queues they serve.
@@ -52,9 +58,20 @@ final class TransportStats: Sendable {
     func record(opcode: UInt32, nanoseconds: UInt64) {
         let op = Int(min(opcode, UInt32(Self.opcodes - 1)))
         counts[op].add(1)
+        latency[op * Self.buckets + Self.bucket(nanoseconds)].add(1)
+    }
+
+    /// One reply written to `/dev/fuse` in `nanoseconds`.
+    @inline(__always)
+    func recordReplyWrite(nanoseconds: UInt64) {
+        replyWrites[Self.bucket(nanoseconds)].add(1)
+    }
+
+    /// The histogram bucket of a duration: i for below 2^i µs, the last for anything longer.
+    @inline(__always)
+    static func bucket(_ nanoseconds: UInt64) -> Int {
         let micros = nanoseconds / 1000
-        let bucket = min(Self.buckets - 1, micros == 0 ? 0 : 64 - micros.leadingZeroBitCount)
-        latency[op * Self.buckets + bucket].add(1)
+        return min(buckets - 1, micros == 0 ? 0 : 64 - micros.leadingZeroBitCount)
     }
 
     /// The upper bound (µs) under which `fraction` of `histogram`'s requests were answered.
@@ -89,6 +106,12 @@ final class TransportStats: Sendable {
             lines.append(Self.row(name, n, h))
         }
         lines.append(Self.row("ALL", total, all))
+        let writes = replyWrites.map(\.current)
+        let written = writes.reduce(0, +)
+        if written > 0 {
+            // Part of the times above: what writing the replies took, the caller's wake-up in it.
+            lines.append(Self.row("reply writev", written, writes))
+        }
         lines.append("bytes read through the channel:    \(bytesRead.load(ordering: .relaxed))")
         lines.append("bytes written through the channel: \(bytesWritten.load(ordering: .relaxed))")
         lines.append("passthrough opens:                 \(passthroughOpens.load(ordering: .relaxed))")

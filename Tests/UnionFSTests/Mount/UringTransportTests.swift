@@ -95,6 +95,8 @@ final class UringTransportTests: MountTestCase {
         try fx.layer("low").file("f", "x")
         let m = try fuseMount(lowerdirOption(["low"]) + ",uring=auto")
         XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
-        XCTAssertTrue(try stats(m).contains("transport: /dev/fuse"))
+        let report = try stats(m)
+        XCTAssertTrue(report.contains("transport: /dev/fuse"), report)
+        XCTAssertTrue(report.contains("\nreply writev "), "no row for the replies written to /dev/fuse: \(report)")
     }
 }

@@ -28,5 +28,22 @@ final class TransportStatsTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("COPY_FILE_RANGE ") }, s.report())
         XCTAssertEqual(lines.first { $0.hasPrefix("ALL ") }?.split(separator: " ")[1], "5")
         XCTAssertTrue(lines.contains("bytes read through the channel:    4096"), s.report())
+        XCTAssertFalse(s.report().contains("reply writev"), "a row for replies when none was written")
+    }
+
+    /// The replies' writes get a row of their own after ALL (they are part of its times), and
+    /// do not add to the request count.
+    func testReplyWritesHaveTheirOwnRow() {
+        let s = TransportStats()
+        s.record(opcode: Opcode.getxattr.rawValue, nanoseconds: 40_000)
+        s.recordReplyWrite(nanoseconds: 30_000)   // bucket 5 (<32)
+        s.recordReplyWrite(nanoseconds: 500)      // bucket 0 (<1)
+        let lines = s.report().split(separator: "\n").map(String.init)
+        let all = lines.firstIndex { $0.hasPrefix("ALL ") }
+        let writes = lines.firstIndex { $0.hasPrefix("reply writev ") }
+        XCTAssertNotNil(all, s.report())
+        XCTAssertEqual(writes, all.map { $0 + 1 }, s.report())
+        XCTAssertEqual(writes.map { lines[$0].split(separator: " ").suffix(4).map(String.init) }, ["2", "1", "32", "32"])
+        XCTAssertEqual(lines.first { $0.hasPrefix("ALL ") }?.split(separator: " ")[1], "1")
     }
 }
