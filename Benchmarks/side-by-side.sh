@@ -3,14 +3,18 @@
 # one layer fixture, each workload on a fresh mount, several rounds, implementations alternating.
 #
 #   bash Benchmarks/side-by-side.sh [--quick] [--rounds N] [--only IMPL,IMPL] [--no-build]
-#                                   [--disk] [--all-128] [--fixture-only]
+#                                   [--disk [--journaled]] [--all-128] [--fixture-only]
 #
 # Needs root (mounts, drop_caches). Fixtures are built once under $BENCH_DIR (default /tmp/ub);
 # delete it to rebuild. By default the layers are copied to a tmpfs and mounted from there, so
 # the figures show what each union filesystem costs rather than this machine's virtual disk
 # (whose ext4 with online discard dominates every write and cold read); --disk runs on the
-# disk copy instead. Prints medians per workload, ratios to kernel overlayfs and to
-# fuse-overlayfs, and each daemon's memory after the cold walk. Not run in CI.
+# disk copy instead; --journaled then puts every upper and workdir on an ext4 with a journal
+# (a loop image under $BENCH_DIR, made once): on an ext4 without one, as on these VMs, the
+# inode allocator passes over every inode freed in the last minutes, so each create and untar
+# would pay for the removals of the implementation before it. Prints medians per workload,
+# ratios to kernel overlayfs and to fuse-overlayfs, and each daemon's memory after the cold
+# walk. Not run in CI.
 # UNIONFS_SWIFT=PATH runs another unionfs-swift binary; with UNIONFS_SWIFT_BEFORE=PATH the
 # implementation "unionfs-swift-before" (in --only) runs that one alongside, for before/after.
 # "unionfs-swift+OPT+OPT" (in --only) is unionfs-swift mounted with ",OPT,OPT" added to its
@@ -22,6 +26,7 @@ QUICK=0
 BUILD=1
 FIXTURE_ONLY=0
 DISK=0
+JOURNALED=0
 ALL128=0
 IMPLS="kernel,fuse-overlayfs,unionfs-fuse,unionfs-swift"
 while [ $# -gt 0 ]; do
@@ -32,12 +37,14 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --fixture-only) FIXTURE_ONLY=1 ;;
         --disk) DISK=1 ;;
+        --journaled) JOURNALED=1 ;;
         --all-128) ALL128=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "side-by-side.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
+[ "$JOURNALED" = 0 ] || [ "$DISK" = 1 ] || { echo "side-by-side.sh: --journaled goes with --disk" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "side-by-side.sh: needs root (mounts, drop_caches)" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -109,6 +116,19 @@ if [ "$DISK" = 0 ]; then
         rm -rf "$T/fx"; cp -a "$F" "$T/fx"
     fi
     F="$T/fx"; R="$T/run"
+fi
+if [ "$JOURNALED" = 1 ]; then
+    JD="$B/journaled"; IMG="$B/journaled.img"
+    mkdir -p "$JD"
+    if ! mountpoint -q "$JD"; then
+        if [ ! -f "$IMG" ]; then
+            log "making a journaled ext4 for the uppers: $IMG (once; umount $JD and delete it to free it)"
+            truncate -s 16G "$IMG"
+            mkfs.ext4 -q -F -O has_journal "$IMG"
+        fi
+        mount -o loop "$IMG" "$JD"
+    fi
+    R="$JD/run"
 fi
 
 LOWER3="$F/top:$F/mid:$F/base"
