@@ -123,8 +123,10 @@ if [ "$JOURNALED" = 1 ]; then
     if ! mountpoint -q "$JD"; then
         if [ ! -f "$IMG" ]; then
             log "making a journaled ext4 for the uppers: $IMG (once; umount $JD and delete it to free it)"
-            truncate -s 16G "$IMG"
-            mkfs.ext4 -q -F -O has_journal "$IMG"
+            # Made aside and renamed, so an interrupted mkfs never leaves a half image here.
+            rm -f "$IMG.tmp"; truncate -s 16G "$IMG.tmp"
+            mkfs.ext4 -q -F -O has_journal "$IMG.tmp"
+            mv "$IMG.tmp" "$IMG"
         fi
         mount -o loop "$IMG" "$JD"
     fi
