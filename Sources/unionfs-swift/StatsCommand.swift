@@ -7,7 +7,7 @@ import UnionFS
 ///
 /// The daemon is found by its command line (an `unionfs-swift` process with the mount point
 /// among its arguments), asked with SIGUSR1, and its report read from the file it writes
-/// (`FuseSession.statsPath`; the same report goes to its stderr).
+/// (`FuseSession.statsPath`, named by its user and pid; the same report goes to its stderr).
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
@@ -29,13 +29,18 @@ struct StatsCommand: ParsableCommand {
             throw ConfigurationError("no unionfs-swift daemon serving '\(target)' found in /proc")
         }
         if pids.count > 1 { throw ConfigurationError("several daemons name '\(target)': \(pids)") }
-        let path = FuseSession.statsPath(pid: pid)
-        let before = Self.modified(path)
+        // The daemon's user, from its /proc entry: the report is in a file of that user's.
+        var proc = stat()
+        guard stat("/proc/\(pid)", &proc) == 0 else {
+            throw ConfigurationError("daemon \(pid): \(String(cString: strerror(errno)))")
+        }
+        let path = FuseSession.statsPath(pid: pid, uid: proc.st_uid)
+        let before = Self.modified(path, owner: proc.st_uid)
         guard kill(pid, SIGUSR1) == 0 else {
             throw ConfigurationError("cannot signal daemon \(pid): \(String(cString: strerror(errno)))")
         }
         for _ in 0..<100 {  // 2 s at most
-            if let t = Self.modified(path), t.tv_sec != before?.tv_sec || t.tv_nsec != before?.tv_nsec,
+            if let t = Self.modified(path, owner: proc.st_uid), t.tv_sec != before?.tv_sec || t.tv_nsec != before?.tv_nsec,
                let text = Self.read(path) {
                 print(text, terminator: "")
                 return
@@ -65,9 +70,12 @@ struct StatsCommand: ParsableCommand {
         return found
     }
 
-    static func modified(_ path: String) -> timespec? {
+    /// The report's modification time; nil unless it is a regular file of the daemon's user
+    /// (not a link, nor a file another user left in its place).
+    static func modified(_ path: String, owner: uid_t) -> timespec? {
         var st = stat()
-        return stat(path, &st) == 0 ? st.st_mtim : nil
+        guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == owner else { return nil }
+        return st.st_mtim
     }
 
     static func read(_ path: String) -> String? {

@@ -124,7 +124,14 @@ public final class FuseSession: @unchecked Sendable {
     /// INIT could not be agreed.
     public func run(threads: Int) -> Int32 {
         signalWatcher?.start(onStats: { [unowned self] in self.writeStats() }, onEnd: { [unowned self] in self.unmountNow() })
-        defer { signalWatcher?.stop() }
+        defer {
+            signalWatcher?.stop()
+            // The report goes with the daemon: the next process given this pid may be another
+            // user's, and could not replace a file of ours in a sticky /tmp.
+            let path = Self.statsPath(pid: getpid(), uid: geteuid())
+            unlink(path)
+            unlink(path + ".tmp")
+        }
         return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
                           uring: connection.fileSystem.options.uring, readahead: readahead).run(threads: threads)
     }
@@ -132,17 +139,19 @@ public final class FuseSession: @unchecked Sendable {
     /// The counters as a table (`unionfs-swift stats`).
     public func statsReport() -> String { stats.report() }
 
-    /// Where `unionfs-swift stats` finds the report of the daemon `pid`.
-    public static func statsPath(pid: pid_t) -> String {
+    /// Where `unionfs-swift stats` finds the report of the daemon `pid` running as `uid`. The
+    /// uid is in the name so that daemons of different users never share one, whatever pids
+    /// the system reuses: in a sticky /tmp none could replace another user's file.
+    public static func statsPath(pid: pid_t, uid: uid_t) -> String {
         let dir = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) } ?? "/tmp"
-        return "\(dir)/unionfs-swift-\(pid).stats"
+        return "\(dir)/unionfs-swift-\(uid)-\(pid).stats"
     }
 
     /// Writes the report to stderr and, whole (a rename), to `statsPath` (on SIGUSR1).
     func writeStats() {
         let text = "unionfs-swift \(mountpoint)\n" + stats.report()
         _ = Array(text.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
-        let path = Self.statsPath(pid: getpid()), temp = path + ".tmp"
+        let path = Self.statsPath(pid: getpid(), uid: geteuid()), temp = path + ".tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
         let ok = Array(text.utf8).withUnsafeBytes { b in (try? Sys.write(fd, b)) == b.count }

@@ -98,5 +98,13 @@ final class UringTransportTests: MountTestCase {
         let report = try stats(m)
         XCTAssertTrue(report.contains("transport: /dev/fuse"), report)
         XCTAssertTrue(report.contains("\nreply writev "), "no row for the replies written to /dev/fuse: \(report)")
+        // The report file, named by the daemon's user and pid, goes with the daemon: a later
+        // daemon of another user given the same pid could not replace it in a sticky /tmp.
+        let dir = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? "/tmp"
+        let file = dir + "/unionfs-swift-\(geteuid())-\(m.process.pid).stats"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file), file)
+        m.stop()
+        XCTAssertFalse(m.process.isRunning)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "the daemon left \(file) behind")
     }
 }
