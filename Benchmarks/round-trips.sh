@@ -3,8 +3,11 @@
 # FUSE mount, and how long each took from the kernel queueing it to the kernel taking in the
 # reply (the fuse:fuse_request_send and fuse:fuse_request_end tracepoints).
 #
-#   bash Benchmarks/round-trips.sh MOUNTPOINT -- COMMAND [ARG...]
+#   bash Benchmarks/round-trips.sh [--why OPCODE] MOUNTPOINT -- COMMAND [ARG...]
 #
+# --why OPCODE (GETXATTR, or FUSE_GETXATTR) also prints the kernel call paths that sent that
+# opcode, most frequent first, with counts: which syscall of the command, and which part of the
+# kernel under it (a permission check, a privilege check before a write), asked the daemon.
 # `unionfs-swift stats MOUNTPOINT` gives the daemon's own time per request; what this adds is
 # the wait for a worker and the trip both ways, so the two side by side show whether a slow
 # workload waits on the daemon or on the transport. Not counted here: the caller's own wake-up
@@ -14,7 +17,13 @@
 # (tracefs); uses a tracing instance of its own, so other tracing is left as it was.
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" >&2; exit 2; }
+WHY=""
+if [ "${1:-}" = --why ]; then
+    [ $# -ge 2 ] || usage
+    WHY="$(echo "$2" | tr a-z A-Z)"; WHY="${WHY#FUSE_}"; shift 2
+    [[ "$WHY" =~ ^[A-Z0-9_]+$ ]] || { echo "round-trips.sh: --why takes an opcode name (GETXATTR), not '$WHY'" >&2; exit 2; }
+fi
 [ $# -ge 3 ] && [ "$2" = "--" ] || usage
 MNT="$1"; shift 2
 [ "$(id -u)" = 0 ] || { echo "round-trips.sh: needs root (tracefs)" >&2; exit 2; }
@@ -51,6 +60,13 @@ for e in fuse_request_send fuse_request_end; do
     echo "connection == $CONN" > "$I/events/fuse/$e/filter"
     echo 1 > "$I/events/fuse/$e/enable"
 done
+if [ -n "$WHY" ]; then
+    # The opcode's number from the event's own table ({22, "FUSE_GETXATTR"}), so no list here
+    # goes stale as the kernel adds opcodes.
+    num="$(grep -o "{[0-9]*, \"FUSE_$WHY\"}" "$T/events/fuse/fuse_request_send/format" | tr -dc 0-9 || true)"
+    [ -n "$num" ] || { echo "round-trips.sh: --why $WHY: this kernel has no opcode FUSE_$WHY" >&2; exit 2; }
+    echo "stacktrace if connection == $CONN && opcode == $num" > "$I/events/fuse/fuse_request_send/trigger"
+fi
 
 start=$(date +%s%N)
 status=0
@@ -91,4 +107,30 @@ awk '
     { v[++n] = $2; sum += $2 }
     END { flush(); printf "%-14s %9d %9s %9s %9s %11.1f\n", "ALL", total, "", "", "", tsum / 1000 }
 '
+if [ -n "$WHY" ]; then
+    # Each <stack trace> entry follows its request's send; its " => func" lines, innermost
+    # first, are counted as one path. Left out: the tracepoint and queueing frames at the top
+    # and the syscall entry at the bottom, the same for every path.
+    echo
+    echo "why $WHY: the kernel paths that sent it (innermost first)"
+    awk '
+        function end_stack() {
+            if (key != "") { n[key]++; total++ }
+            key = ""; inside = 0
+        }
+        /<stack trace>/ { end_stack(); inside = 1; next }
+        inside && /^ => / {
+            f = $2
+            if (f ~ /^(trace_event_raw_event_|__traceiter_|fuse_dev_queue_req|fuse_uring_queue|fuse_request_queue_and_wait|__fuse_request_send|fuse_simple_request|__fuse_simple_request|do_syscall_64|entry_SYSCALL)/) next
+            key = key (key == "" ? "" : " < ") f
+            next
+        }
+        { end_stack() }
+        END {
+            end_stack()
+            for (k in n) printf "%d\t%s\n", n[k], k
+            if (total == 0) print "0\t(none sent)"
+        }
+    ' "$OUTF" | sort -t "$(printf '\t')" -k1,1nr | head -8 | awk -F '\t' '{ printf "%9d  %s\n", $1, $2 }'
+fi
 exit "$status"
