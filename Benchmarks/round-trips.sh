@@ -8,6 +8,7 @@
 # --why OPCODE (GETXATTR, or FUSE_GETXATTR) also prints the kernel call paths that sent that
 # opcode, most frequent first, with counts: which syscall of the command, and which part of the
 # kernel under it (a permission check, a privilege check before a write), asked the daemon.
+#
 # `unionfs-swift stats MOUNTPOINT` gives the daemon's own time per request; what this adds is
 # the wait for a worker and the trip both ways, so the two side by side show whether a slow
 # workload waits on the daemon or on the transport. Not counted here: the caller's own wake-up
