@@ -111,6 +111,11 @@ static inline int unionfs_uring_cqe(struct unionfs_uring *r, uint64_t *user_data
     return 1;
 }
 
+/// The calling thread's id (gettid(2); glibc declares it only with _GNU_SOURCE).
+static inline int unionfs_gettid(void) { return (int)syscall(__NR_gettid); }
+/// SCHED_IDLE (sched(7); GNU-only in glibc's headers).
+static const int unionfs_SCHED_IDLE = 5;
+
 /// Pins the calling thread to `cpu` (so its requests, queued by the caller's CPU, are local).
 static inline int unionfs_pin_to_cpu(int cpu) {
     unsigned long mask[16];

@@ -1,0 +1,41 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+extension Sys {
+    /// The two scheduling policies the daemon gives its threads (sched(7)): `SCHED_OTHER`, and
+    /// `SCHED_IDLE`, which the scheduler runs only when nothing else wants the CPU and which
+    /// it counts as an idle CPU when it places a thread being woken (`IdleWaitGuard`).
+    public enum SchedulingPolicy: Sendable, Equatable {
+        case normal, idle
+
+        var number: Int32 { self == .idle ? unionfs_SCHED_IDLE : 0 /* SCHED_OTHER */ }
+    }
+
+    /// `gettid(2)`: the calling thread's id, for `setSchedulingPolicy(_:thread:)` from another thread.
+    public static func threadID() -> Int32 { unionfs_gettid() }
+
+    /// `sched_setscheduler(2)` of one thread of this process (`thread` 0: the caller), with
+    /// priority 0 and its nice value kept. Leaving `SCHED_IDLE` needs `CAP_SYS_NICE` (or an
+    /// `RLIMIT_NICE` that allows the thread's nice value): EPERM otherwise.
+    public static func setSchedulingPolicy(_ policy: SchedulingPolicy, thread: Int32) throws(Errno) {
+        var parameter = sched_param()
+        parameter.sched_priority = 0
+        _ = try retrying { sched_setscheduler(thread, policy.number, &parameter) }
+    }
+
+    /// `sched_getscheduler(2)`: whether `thread` (0: the caller) runs under one of the two
+    /// policies above; nil for any other (a real-time or `SCHED_BATCH` policy someone chose).
+    public static func schedulingPolicy(thread: Int32) throws(Errno) -> SchedulingPolicy? {
+        let number = try retrying { sched_getscheduler(thread) }
+        return number == 0 ? .normal : number == unionfs_SCHED_IDLE ? .idle : nil
+    }
+}
+
+extension Sys {
+    /// `setpriority(2)` of one thread (`thread` 0: the caller): its nice value, -20 to 19.
+    /// Below the current value needs `CAP_SYS_NICE` (or `RLIMIT_NICE`).
+    public static func setNice(_ nice: Int32, thread: Int32) throws(Errno) {
+        _ = try retrying { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(thread), nice) }
+    }
+}
