@@ -51,6 +51,11 @@ public struct FileSystemOptions: Sendable, Equatable {
     /// parameter is on and the kernel agrees FUSE_OVER_IO_URING at INIT; `on` fails the mount
     /// otherwise; `off` never asks.
     public var uring: FeatureChoice = .auto
+    /// Whether ring workers wait for requests at `SCHED_IDLE` (`uring_idle=auto|off`), so that
+    /// a reply wakes its caller on the worker's CPU rather than on another, idle, one; back to
+    /// normal while a request would wait on a worker that does not get the CPU. `auto` where
+    /// the daemon may leave `SCHED_IDLE` again (root); io_uring only (`IdleWaitGuard`).
+    public var uringIdle = true
     /// Keep owner and mode in an xattr instead of the file's own (1: `user.fuseoverlayfs.override_stat`,
     /// 2: `user.containers.override_stat`), for rootless use where chown is not possible. 0: off.
     public var xattrPermissions = 0

@@ -162,6 +162,11 @@ extension MountOptions {
                                                 "the fuse module's enable_uring is on, else /dev/fuse"]) { o, a throws(ConfigurationError) in
             o.fileSystem.uring = FeatureChoice(rawValue: try a.choice(["auto", "on", "off"], "auto, on or off")) ?? .auto
         },
+        .init(["uring_idle"], "uring_idle=auto|off", ["io_uring workers wait at SCHED_IDLE, so a reply",
+                                                       "wakes its caller on the same CPU (auto: as root;",
+                                                       "back to normal while a request would starve)"]) { o, a throws(ConfigurationError) in
+            o.fileSystem.uringIdle = try a.choice(["auto", "off"], "auto or off") == "auto"
+        },
         .init(["noacl"], "noacl", ["refuse POSIX ACL xattrs; permission checks use the",
                                      "mode bits alone"]) { o, a throws(ConfigurationError) in
             try a.noValue(); o.fileSystem.noACL = true

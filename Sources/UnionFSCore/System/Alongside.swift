@@ -17,6 +17,12 @@ package enum Alongside {
         var thread = pthread_t()
         let context = Unmanaged<SideWork>.passRetained(job).toOpaque()
         let started = pthread_create(&thread, nil, { arg in
+            // A thread starts with its maker's policy. A ring worker may be at SCHED_IDLE
+            // (`IdleWaitGuard`), which runs only when nothing else wants the CPU; while the
+            // worker sleeps waiting for this thread, the guard, which looks for a runnable
+            // worker that does not run, sees nothing. So the side works at SCHED_OTHER. (The
+            // guard is on only where leaving SCHED_IDLE is allowed.)
+            if (try? Sys.schedulingPolicy(thread: 0)) == .idle { try? Sys.setSchedulingPolicy(.normal, thread: 0) }
             Unmanaged<SideWork>.fromOpaque(arg!).takeRetainedValue().run()
             return nil
         }, context) == 0

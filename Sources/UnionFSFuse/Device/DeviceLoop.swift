@@ -26,16 +26,21 @@ final class DeviceLoop: @unchecked Sendable {
     let debug: Bool
     /// `uring=auto|on|off`: whether to ask for FUSE over io_uring (`UringWorker`).
     let uring: FeatureChoice
+    /// `uring_idle=auto`: ring workers wait at SCHED_IDLE (`IdleWaitGuard`, made by `run` before
+    /// the ring workers start when the ring serves, and read by them).
+    let uringIdle: Bool
+    private(set) var idleWait: IdleWaitGuard?
     /// Set right after the INIT reply, which would otherwise lower it again.
     let readahead: MountReadahead?
 
     init(connection: FuseConnection, fd: Int32, stats: TransportStats, debug: Bool = false, uring: FeatureChoice = .off,
-         readahead: MountReadahead? = nil) {
+         uringIdle: Bool = true, readahead: MountReadahead? = nil) {
         self.connection = connection
         self.fd = fd
         self.stats = stats
         self.debug = debug
         self.uring = uring
+        self.uringIdle = uringIdle
         self.readahead = readahead
     }
 
@@ -63,6 +68,12 @@ final class DeviceLoop: @unchecked Sendable {
         defer { connection.readAhead.stop() }
         var ringThreads: [pthread_t] = []
         var ringWorkers: [UringWorker] = []
+        if useRing && uringIdle {
+            let prober = connection.prober, readAhead = connection.readAhead
+            idleWait = IdleWaitGuard(stats: stats, helpers: { [prober.threadID, readAhead.threadID] })
+            idleWait?.start()
+        }
+        defer { idleWait?.stop() }  // after the ring workers' join below, which runs first
         if useRing {
             let payload = max(8192, Int(agreement.maxWrite), Int(agreement.maxPages) * 4096)
             let cpus = UringSupport.possibleCPUs

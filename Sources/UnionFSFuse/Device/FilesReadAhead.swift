@@ -25,6 +25,8 @@ final class FilesReadAhead: @unchecked Sendable {
     /// The jobs waiting, newest last. A leaf lock.
     private let jobs = Mutex<[Job]>([])
     private let thread = ServiceThread()
+    /// Its thread's id while it runs, else 0 (`IdleWaitGuard`).
+    var threadID: Int32 { thread.threadID.load(ordering: .acquiring) }
 
     /// The most a job reads ahead: enough for the directories of a source tree, and a bound on
     /// what one reader of two files of a large directory costs the disk and the page cache.

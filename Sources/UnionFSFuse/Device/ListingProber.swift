@@ -20,6 +20,8 @@ final class ListingProber: @unchecked Sendable {
     }
     private let next = Mutex<Job?>(nil)
     private let thread = ServiceThread()
+    /// Its thread's id while it runs, else 0 (`IdleWaitGuard`).
+    var threadID: Int32 { thread.threadID.load(ordering: .acquiring) }
     /// Counts the entries answered from what was probed (`stats`).
     let stats: TransportStats
 

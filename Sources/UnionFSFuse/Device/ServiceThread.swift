@@ -1,11 +1,14 @@
 import Glibc
 import Synchronization
+import UnionFSCore
 
 /// A thread that sleeps until woken and then runs its work: the body of `ListingProber` and
 /// `FilesReadAhead`. Started from the loop's thread after the daemon forked (Swift's `Mutex`
 /// needs a thread made after it) and stopped, and joined, after every worker ended.
 final class ServiceThread: @unchecked Sendable {
     private let running = Atomic<Bool>(false)
+    /// The thread's id once it runs, else 0 (`IdleWaitGuard` sets its policy with the workers').
+    let threadID = Atomic<Int32>(0)
     private let wakeUp: UnsafeMutablePointer<sem_t>
     private var thread: pthread_t?
     private var work: (() -> Void)?
@@ -56,6 +59,8 @@ final class ServiceThread: @unchecked Sendable {
     func wake() { sem_post(wakeUp) }
 
     private func serve() {
+        threadID.store(Sys.threadID(), ordering: .releasing)
+        defer { threadID.store(0, ordering: .releasing) }
         guard let work else { return }
         while true {
             while sem_wait(wakeUp) != 0 && errno == EINTR {}

@@ -33,6 +33,12 @@ final class TransportStats: Sendable {
     let ringQueues = Atomic<Int>(0)
     /// Requests that came through the ring (the rest came through `/dev/fuse`).
     let ringRequests = Atomic<UInt64>(0)
+    /// `IdleWaitGuard`: 0 not used (`uring_idle=off`, or no ring), 1 used, 2 not allowed (the
+    /// daemon could not leave SCHED_IDLE again), 3 the daemon runs under another policy; whether
+    /// the workers are at SCHED_IDLE now; and how often a starved request sent them back.
+    let idleWait = Atomic<Int>(0)
+    let idleWaitNow = Atomic<Bool>(false)
+    let idleFallbacks = Atomic<UInt64>(0)
     /// Opens answered with a passthrough backing file (their reads and writes never come here).
     let passthroughOpens = Atomic<UInt64>(0)
     /// Readdirplus entries answered with attributes `ListingProber` had found ahead.
@@ -93,6 +99,16 @@ final class TransportStats: Sendable {
         var lines = [workers > 0
             ? "transport: io_uring (\(ringQueues.load(ordering: .relaxed)) queues, \(workers) workers; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
             : "transport: /dev/fuse"]
+        if workers > 0 {
+            let fallbacks = idleFallbacks.load(ordering: .relaxed)
+            switch idleWait.load(ordering: .relaxed) {
+            case 1: lines.append("ring workers wait at SCHED_IDLE: yes (\(idleWaitNow.load(ordering: .relaxed) ? "now" : "not now: no request lately or after a starved one"); "
+                                 + "\(fallbacks) time\(fallbacks == 1 ? "" : "s") back to normal after a starved request)")
+            case 2: lines.append("ring workers wait at SCHED_IDLE: no (the daemon may not leave SCHED_IDLE again: needs CAP_SYS_NICE)")
+            case 3: lines.append("ring workers wait at SCHED_IDLE: no (the daemon runs under a policy it was given)")
+            default: lines.append("ring workers wait at SCHED_IDLE: no (uring_idle=off)")
+            }
+        }
         lines.append("opcode            requests    p50 µs    p90 µs    p99 µs")
         var all = [UInt64](repeating: 0, count: Self.buckets)
         var total: UInt64 = 0

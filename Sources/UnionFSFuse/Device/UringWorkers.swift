@@ -41,6 +41,8 @@ final class UringWorker: @unchecked Sendable {
     var entries: [UringEntry] = []
     /// The first registration error, or 0 (read after the worker's thread ended).
     private(set) var failure: Int32 = 0
+    /// The worker's thread (set before it joins `IdleWaitGuard`).
+    private(set) var threadID: Int32 = 0
 
     /// Entries per worker: one, so that a request never waits behind another in one thread.
     static let depth = 1
@@ -79,6 +81,10 @@ final class UringWorker: @unchecked Sendable {
         let e = unionfs_uring_init(&ring, size)
         guard e == 0 else { failure = -e; return }
         defer { unionfs_uring_exit(&ring) }
+        threadID = Sys.threadID()
+        let idleWait = loop.idleWait
+        idleWait?.join(self)
+        defer { idleWait?.leave(self) }
         entries = (0..<depth).map { UringEntry(worker: self, index: $0, payloadSize: payloadSize) }
         defer { entries = [] }
         for entry in entries {
@@ -101,6 +107,7 @@ final class UringWorker: @unchecked Sendable {
                     continue
                 }
                 entries[Int(userData)].serve(loop)
+                idleWait?.served()
             }
         }
     }

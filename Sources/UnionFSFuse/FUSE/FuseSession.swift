@@ -133,7 +133,8 @@ public final class FuseSession: @unchecked Sendable {
             unlink(path + ".tmp")
         }
         return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
-                          uring: connection.fileSystem.options.uring, readahead: readahead).run(threads: threads)
+                          uring: connection.fileSystem.options.uring,
+                          uringIdle: connection.fileSystem.options.uringIdle, readahead: readahead).run(threads: threads)
     }
 
     /// The counters as a table (`unionfs-swift stats`).
