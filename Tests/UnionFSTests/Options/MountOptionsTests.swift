@@ -97,6 +97,15 @@ final class MountOptionsTests: XCTestCase {
     }
 
     /// What containers/storage appends (an empty item before `volatile`) and fuse-overlayfs's
+    /// `uring_idle=auto|off`: ring workers wait at SCHED_IDLE (IdleWaitGuard), on by default.
+    func testUringIdleOption() throws {
+        XCTAssertTrue(try MountOptions.parse(["lowerdir=/l"]).fileSystem.uringIdle)
+        XCTAssertTrue(try MountOptions.parse(["lowerdir=/l,uring_idle=auto"]).fileSystem.uringIdle)
+        XCTAssertFalse(try MountOptions.parse(["lowerdir=/l,uring_idle=off"]).fileSystem.uringIdle)
+        assertRejected(["lowerdir=/l,uring_idle=on"], mentions: ["uring_idle", "auto or off"])
+        assertRejected(["lowerdir=/l,uring_idle"], mentions: ["uring_idle"])
+    }
+
     /// `fsync=` as users put it in storage.conf's mountopt.
     func testPodmanAdditions() throws {
         let o = try MountOptions.parse(["lowerdir=/l,upperdir=/u,workdir=/w,,volatile,private,xattr_permissions=2"])
