@@ -153,11 +153,15 @@ mount_impl() {  # impl lowers [ro: no upper, a read-only stack]
     DAEMON_PID=""; DAEMON_BIN=""
     local layers="lowerdir=$lowers,upperdir=$U,workdir=$W"
     [ -z "$ro" ] || layers="lowerdir=$lowers"
+    # Each FUSE daemon runs in a session of its own (setsid), as a daemon started by a
+    # container tool or by hand (it daemonizes) does: with the kernel's autogroups a session
+    # is a scheduling group, and a daemon in the workload's own group gets placed beside its
+    # callers differently (`ls -l` on io_uring took 0.87 s in the same group, 1.9-2.0 s alone).
     case "$impl" in
         kernel)
             mount -t overlay overlay -o "$layers" "$M" ;;
         fuse-overlayfs)
-            fuse-overlayfs -f -o "$layers" "$M" 2>>"$B/daemon.log" &
+            setsid fuse-overlayfs -f -o "$layers" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
         unionfs-fuse)
             # unionfs-fuse has its own whiteout format: overlay whiteouts in top show as
@@ -166,13 +170,13 @@ mount_impl() {  # impl lowers [ro: no upper, a read-only stack]
             [ -z "$ro" ] || { dirs=""; cow=""; }
             IFS=: read -ra parts <<< "$lowers"
             for l in "${parts[@]}"; do dirs="${dirs:+$dirs:}$l=RO"; done
-            unionfs -f -o "${cow}allow_other,use_ino,hide_meta_files" "$dirs" "$M" 2>>"$B/daemon.log" &
+            setsid unionfs -f -o "${cow}allow_other,use_ino,hide_meta_files" "$dirs" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$! ;;
         unionfs-swift|unionfs-swift-before|unionfs-swift+*)
             local bin="$SWIFT_BIN" extra=""
             [ "$impl" != unionfs-swift-before ] || bin="${UNIONFS_SWIFT_BEFORE:?set UNIONFS_SWIFT_BEFORE to an older unionfs-swift binary}"
             case "$impl" in unionfs-swift+*) extra=",$(echo "${impl#unionfs-swift+}" | tr + ,)" ;; esac
-            "$bin" -f -o "$layers$extra" "$M" 2>>"$B/daemon.log" &
+            setsid "$bin" -f -o "$layers$extra" "$M" 2>>"$B/daemon.log" &
             DAEMON_PID=$!; DAEMON_BIN="$bin" ;;
     esac
     local t=0
