@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <malloc.h>  /* malloc_trim */
 #include <sys/statfs.h>
+#include <sys/sendfile.h>  /* sendfile: a copy-up between two filesystems */
 #include <stdint.h>
 #include <unistd.h>  /* syscall */
 #include <sys/syscall.h>  /* SYS_statx */

@@ -270,6 +270,16 @@ public enum Sys {
         return n
     }
 
+    /// `sendfile(2)` from `inFD` at `offIn` (advanced by what was copied) to `outFD` at its file
+    /// position; returns bytes copied (0 at end of input). The kernel copies between any two
+    /// filesystems this way, in its own pages, where `copy_file_range` refuses (`EXDEV`).
+    public static func sendfile(_ outFD: Int32, _ inFD: Int32, _ offIn: inout Int64, _ count: Int) throws(Errno) -> Int {
+        var i = off_t(offIn)
+        let n = try retrying { CLinux.sendfile(outFD, inFD, &i, count) }
+        offIn = Int64(i)
+        return n
+    }
+
     /// `dup(2)`.
     public static func dup(_ fd: Int32) throws(Errno) -> Int32 {
         try retrying { Glibc.fcntl(fd, F_DUPFD_CLOEXEC, 0) }

