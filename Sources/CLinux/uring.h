@@ -115,6 +115,12 @@ static inline int unionfs_uring_cqe(struct unionfs_uring *r, uint64_t *user_data
 static inline int unionfs_gettid(void) { return (int)syscall(__NR_gettid); }
 /// SCHED_IDLE (sched(7); GNU-only in glibc's headers).
 static const int unionfs_SCHED_IDLE = 5;
+/// ioprio_get(2) and ioprio_set(2) of one thread (IOPRIO_WHO_PROCESS with a thread id); glibc
+/// has no wrappers.
+static inline int unionfs_ioprio_get(int thread) { return (int)syscall(__NR_ioprio_get, 1, thread); }
+static inline int unionfs_ioprio_set(int thread, int priority) {
+    return (int)syscall(__NR_ioprio_set, 1, thread, priority);
+}
 
 /// Pins the calling thread to `cpu` (so its requests, queued by the caller's CPU, are local).
 static inline int unionfs_pin_to_cpu(int cpu) {

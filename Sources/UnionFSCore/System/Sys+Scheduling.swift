@@ -39,3 +39,45 @@ extension Sys {
         _ = try retrying { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(thread), nice) }
     }
 }
+
+extension Sys {
+    /// A thread's I/O priority (ioprio_set(2)): a class (bits 13 and up) and a level, 0 (first)
+    /// to 7, within it.
+    public struct IOPriority: Sendable, Equatable {
+        public let rawValue: Int32
+
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+
+        /// 0 none, 1 real time, 2 best effort, 3 idle. With none, the kernel derives class and
+        /// level from the thread's CPU policy and nice value at each I/O it submits: best
+        /// effort for SCHED_OTHER, but the idle class for SCHED_IDLE, whose I/O a disk
+        /// scheduler that honours classes (mq-deadline) sends only when nothing else waits.
+        public var ioClass: Int32 { rawValue >> 13 }
+
+        /// What the kernel derives for a SCHED_OTHER thread of nice value `nice`: best effort
+        /// at level (nice + 20) / 5.
+        public static func bestEffort(nice: Int32) -> IOPriority {
+            IOPriority(rawValue: 2 << 13 | max(0, min(7, (nice + 20) / 5)))
+        }
+    }
+
+    /// `ioprio_get(2)` of one thread (0: the caller): class none when it has not submitted I/O
+    /// yet, else what its I/O gets now (derived from its CPU policy unless set).
+    public static func ioPriority(thread: Int32) throws(Errno) -> IOPriority {
+        IOPriority(rawValue: try retrying { unionfs_ioprio_get(thread) })
+    }
+
+    /// `ioprio_set(2)` of one thread (0: the caller). It then keeps that priority whatever its
+    /// CPU policy.
+    public static func setIOPriority(_ priority: IOPriority, thread: Int32) throws(Errno) {
+        _ = try retrying { unionfs_ioprio_set(thread, priority.rawValue) }
+    }
+
+    /// `getpriority(2)` of one thread (0: the caller): its nice value.
+    public static func nice(thread: Int32) throws(Errno) -> Int32 {
+        errno = 0
+        let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(thread))
+        if value == -1 && errno != 0 { throw Errno(rawValue: errno) }
+        return value
+    }
+}

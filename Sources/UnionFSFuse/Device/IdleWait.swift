@@ -16,10 +16,12 @@ import UnionFSCore
 /// against on): `ls -l` of 29k entries 1.97-2.04 s against 0.87-0.89 s, untar of 9k files
 /// 2.18-2.22 s against 1.37 s, 3k creates and their removal 0.48 s against 0.40 s, a warm
 /// `find` 0.196 s against 0.115 s; on the benchmark's disk (README, Benchmarks) `ls -l` 1.91 s
-/// against 0.90 s, untar 3.10 s against 1.84 s. The cost: beside a caller that keeps its CPU
-/// busy, a worker at SCHED_IDLE serves only when the caller sleeps, so reads the kernel sends
-/// ahead wait longer (a cold 256 MiB read, 0.44 s against 0.57 s). Going to SCHED_IDLE only
-/// for the wait (two `sched_setscheduler` a request) kept none of the gain. On `/dev/fuse` it
+/// against 0.90 s, untar 3.10 s against 1.84 s. What it might cost: beside a caller that keeps
+/// its CPU busy, a worker at SCHED_IDLE serves only when the caller sleeps. Interleaved rounds
+/// found no such cost on the reads the kernel sends ahead (a cold 256 MiB read: medians 166 ms
+/// off, 155 ms on, 12 rounds each) and about 3% on a cold walk (1.58 s against 1.63 s). Going
+/// to SCHED_IDLE only for the wait (two `sched_setscheduler` a request) kept none of the gain.
+/// The I/O the workers submit keeps its class (`ioPriority`). On `/dev/fuse` it
 /// changed nothing (any worker may read a request, not one on the caller's CPU), so only ring
 /// workers change.
 ///
@@ -77,6 +79,14 @@ final class IdleWaitGuard: @unchecked Sendable {
     private let service = ServiceThread()
     /// Whether this daemon may use SCHED_IDLE: decided by the guard's thread at its first run.
     private var allowed: Bool?
+    /// The I/O priority each watched thread is given when it joins: what the daemon's threads
+    /// have at SCHED_OTHER (taken on the loop's thread in `start`, before any worker or this
+    /// thread runs; best effort at the level of their nice value unless someone chose another
+    /// with `ionice`). Left to the kernel, the I/O of a SCHED_IDLE thread is of the idle class,
+    /// which mq-deadline sends to the disk only when no other I/O waits (or after 10 s): a cold
+    /// 256 MiB read through the mount beside three `dd oflag=direct` writers to the same disk
+    /// took 1.2-2.9 s so, against 0.19-0.38 s with `uring_idle=off`.
+    private var ioPriority: Sys.IOPriority?
     private var policy = IdleWaitPolicy()
     let stats: TransportStats
     /// The ids of the daemon's helper threads (`ListingProber`, `FilesReadAhead`; 0 for one not
@@ -93,6 +103,8 @@ final class IdleWaitGuard: @unchecked Sendable {
     /// Starts the thread, which decides at once whether SCHED_IDLE may be used, then sleeps
     /// until the first request (from the loop's thread, before the ring workers).
     func start() {
+        let own = (try? Sys.ioPriority(thread: 0)) ?? Sys.IOPriority(rawValue: 0)
+        ioPriority = own.ioClass == 0 ? .bestEffort(nice: (try? Sys.nice(thread: 0)) ?? 0) : own
         parked.store(true, ordering: .sequentiallyConsistent)
         service.start { [unowned self] in serveUntilQuiet() }
         service.wake()
@@ -110,7 +122,10 @@ final class IdleWaitGuard: @unchecked Sendable {
     func join(_ worker: UringWorker) { watch(worker.threadID) }
 
     private func watch(_ thread: Int32) {
-        guard let w = Watched(thread: thread) else { return }
+        // Its I/O keeps the priority it has at SCHED_OTHER; a thread that cannot be given it is
+        // not watched, so it stays at SCHED_OTHER.
+        guard let io = ioPriority, (try? Sys.setIOPriority(io, thread: thread)) != nil,
+              let w = Watched(thread: thread) else { return }
         watched.withLock { state in
             state.threads.append(w)
             if state.policy == .idle { try? Sys.setSchedulingPolicy(.idle, thread: thread) }

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import XCTest
@@ -28,13 +29,16 @@ final class UringIdleTests: MountTestCase {
     }
 
     /// The scheduling policy of each thread of `pid` (stat's 41st field: 0 SCHED_OTHER, 5 SCHED_IDLE).
-    private func policies(_ pid: pid_t) -> [Int] {
+    private func policies(_ pid: pid_t) -> [Int] { threads(pid).map(\.policy) }
+
+    private func threads(_ pid: pid_t) -> [(tid: Int32, policy: Int)] {
         let dir = "/proc/\(pid)/task"
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { tid in
             guard let stat = try? String(contentsOfFile: "\(dir)/\(tid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
+                  let close = stat.lastIndex(of: ")"), let id = Int32(tid) else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 38 ? Int(fields[38]) : nil  // fields[0] is the 3rd (state)
+            // fields[0] is the 3rd (state)
+            return fields.count > 38 ? Int(fields[38]).map { (id, $0) } : nil
         }
     }
 
@@ -70,6 +74,22 @@ final class UringIdleTests: MountTestCase {
         // And at SCHED_IDLE again with the next requests.
         try keepBusy(m.mountPoint + "/d", for: 0.2)
         XCTAssertTrue(policies(m.process.pid).contains(5))
+    }
+
+    /// A thread at SCHED_IDLE keeps the I/O priority of a normal one (best effort, class 2):
+    /// left to the kernel, its I/O would be of the idle class, which a disk scheduler that
+    /// honours classes (mq-deadline) sends only when no other I/O waits.
+    func testIdleWorkersKeepBestEffortIO() throws {
+        try makeFiles(200)
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),uring=on")
+        try keepBusy(m.mountPoint + "/d", for: 0.3)
+        let idle = threads(m.process.pid).filter { $0.policy == 5 }
+        XCTAssertGreaterThanOrEqual(idle.count, 2, "threads at SCHED_IDLE while busy: \(threads(m.process.pid))")
+        for thread in idle {
+            let priority = unionfs_ioprio_get(thread.tid)
+            XCTAssertEqual(priority >> 13, 2, "thread \(thread.tid) at SCHED_IDLE has I/O priority \(priority)")
+        }
     }
 
     func testOffKeepsEveryThreadNormal() throws {
