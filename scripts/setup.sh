@@ -11,6 +11,7 @@ packages=(
   fuse-overlayfs podman buildah crun runc debootstrap busybox-static zstd           # tests
   uidmap                                                                            # rootless podman (newuidmap)
   docker-registry apache2-utils openssl curl python3                                # registry tests
+  fio                                                                               # data checks (FioVerifyTests)
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq
