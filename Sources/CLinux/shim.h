@@ -34,6 +34,8 @@ extern ssize_t splice(int fd_in, long long *off_in, int fd_out, long long *off_o
 extern int unshare(int flags);
 static const int unionfs_CLONE_FS = 0x00000200;
 extern ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
+extern int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
+static const unsigned unionfs_SYNC_FILE_RANGE_WRITE = 2;
 
 /// ioctl(dst, FICLONE, src): share the source's extents (reflink) where the filesystem can.
 static inline int unionfs_ficlone(int dst, int src) { return ioctl(dst, FICLONE, src); }

@@ -280,6 +280,13 @@ public enum Sys {
         return n
     }
 
+    /// `sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)`: starts writeback of the
+    /// range's dirty pages and returns without waiting for it (a count of 0 means to the end of
+    /// the file). A hint: it makes nothing durable, an `fsync` still must.
+    public static func startWriteback(_ fd: Int32, _ offset: Int64, _ count: Int64) throws(Errno) {
+        _ = try retrying { CLinux.sync_file_range(fd, off_t(offset), off_t(count), unionfs_SYNC_FILE_RANGE_WRITE) }
+    }
+
     /// `dup(2)`.
     public static func dup(_ fd: Int32) throws(Errno) -> Int32 {
         try retrying { Glibc.fcntl(fd, F_DUPFD_CLOEXEC, 0) }

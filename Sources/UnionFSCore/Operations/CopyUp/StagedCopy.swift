@@ -57,7 +57,7 @@ struct StagedCopy {
         case S_IFREG:
             let src = try entry.parentDir.openFile(name, O_RDONLY | O_NONBLOCK)
             let dst = try staging.openFile(tempName, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-            if !truncate { try DataCopy.copy(from: src, to: dst, size: Int64(st.st_size)) }
+            if !truncate { try DataCopy.copy(from: src, to: dst, size: Int64(st.st_size), durable: sync) }
             try Sys.fchownat(staging.fd, temp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
             try copyXattrs(from: src, to: dst)
             try Sys.fchmod(dst.rawValue, st.st_mode & 0o7777)
