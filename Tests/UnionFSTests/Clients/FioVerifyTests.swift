@@ -94,7 +94,8 @@ final class FioVerifyTests: MountTestCase {
                        "kernel overlayfs over our upper shows the same bytes")
     }
 
-    /// Lower files of random bytes in layer `base`, and a writable mount over it.
+    /// Lower files of random bytes in layer `base`, and a writable mount over it with
+    /// `extraOptions` (",OPTION...") appended.
     private func mountWithLowerFiles(_ names: [String], extraOptions: String) throws -> (FuseMount, String) {
         let base = fx.path("base")
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
@@ -106,7 +107,7 @@ final class FioVerifyTests: MountTestCase {
             try bytes.write(to: URL(fileURLWithPath: base + "/" + name))
         }
         let upper = try makeDir("upper"), work = try makeDir("work")
-        let m = try fuseMount("lowerdir=\(base),upperdir=\(upper),workdir=\(work)")
+        let m = try fuseMount("lowerdir=\(base),upperdir=\(upper),workdir=\(work)" + extraOptions)
         return (m, upper)
     }
 
