@@ -130,6 +130,12 @@ static inline int unionfs_pin_to_cpu(int cpu) {
     mask[cpu / (8 * sizeof(long))] |= 1UL << (cpu % (8 * sizeof(long)));
     return (int)syscall(__NR_sched_setaffinity, 0, sizeof mask, mask) < 0 ? -errno : 0;
 }
+/// Lets the calling thread run on every CPU again (undoes `unionfs_pin_to_cpu`).
+static inline int unionfs_unpin(void) {
+    unsigned long mask[16];
+    memset(mask, 0xff, sizeof mask);
+    return (int)syscall(__NR_sched_setaffinity, 0, sizeof mask, mask) < 0 ? -errno : 0;
+}
 /// Joins `thread`, waiting `seconds` at most (pthread_timedjoin_np, a GNU call the Glibc module
 /// does not export): 0, or ETIMEDOUT when it still runs.
 #include <pthread.h>

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import XCTest
@@ -80,6 +81,93 @@ final class UringTransportTests: MountTestCase {
         kill(slow.process.pid, SIGCONT)
         XCTAssertTrue(waiting.wait(timeout: 10))
         XCTAssertEqual(try String(contentsOfFile: tmp + "/held.out", encoding: .utf8), "behind a stopped daemon")
+    }
+
+    /// The CPUs each thread of `pid` may run on (status's Cpus_allowed_list), by thread id.
+    private func allowedCPUs(_ pid: pid_t) -> [String] {
+        let dir = "/proc/\(pid)/task"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { tid in
+            guard let status = try? String(contentsOfFile: "\(dir)/\(tid)/status", encoding: .utf8) else { return nil }
+            return status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+                .map { $0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces) }
+        }
+    }
+
+    /// Polls `allowedCPUs` for 5 s at most until `done` holds; returns the last lists seen.
+    private func waitForThreads(_ pid: pid_t, _ done: ([String]) -> Bool) -> [String] {
+        let deadline = Date().addingTimeInterval(5)
+        var lists = allowedCPUs(pid)
+        while !done(lists) && Date() < deadline { usleep(20_000); lists = allowedCPUs(pid) }
+        return lists
+    }
+
+    /// Ring workers are pinned to their queue's CPU (small requests are served fastest beside
+    /// their caller), let off it while they serve a large READ (readahead of a big file, so the
+    /// other CPU takes part), and pinned again by the next small request.
+    func testLargeReadsLetWorkersOffTheirCPU() throws {
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))
+        guard cpus >= 2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) == cpus else {
+            throw XCTSkip("needs two online CPUs or more")
+        }
+        var data = [UInt8](repeating: 0, count: 8 << 20)
+        for i in data.indices { data[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
+        try fx.layer("low").fileBytes("big", data)
+        let upper = try makeDir("upper"), work = try makeDir("work")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),uring=on")
+        XCTAssertTrue(try stats(m).contains("transport: io_uring"))
+        let workers = 4 * cpus  // UringWorker.perCPU per possible CPU
+        let pinned = { (lists: [String]) in lists.filter { !$0.contains("-") && !$0.contains(",") }.count }
+
+        // Every request of this test comes from CPU 0, so to queue 0 and its workers.
+        XCTAssertEqual(unionfs_pin_to_cpu(0), 0)
+        defer { _ = unionfs_unpin() }
+
+        var st = stat()
+        XCTAssertEqual(stat(m.mountPoint + "/big", &st), 0)
+        var lists = waitForThreads(m.process.pid) { pinned($0) == workers }
+        XCTAssertEqual(pinned(lists), workers, "ring workers pinned before the read: \(lists)")
+
+        // Read it whole, and keep it open: its close would send FLUSH, a small request.
+        let fd = open(m.mountPoint + "/big", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var back = [UInt8](repeating: 0, count: data.count)
+        var got = 0
+        while got < back.count {
+            let n = back.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            guard n > 0 else { break }
+            got += n
+        }
+        XCTAssertEqual(got, data.count)
+        XCTAssertTrue(back == data, "the file read through the ring differs from the lower one")
+        lists = waitForThreads(m.process.pid) { pinned($0) < workers }
+        XCTAssertLessThan(pinned(lists), workers, "no ring worker left its CPU for the large READs: \(lists)")
+        XCTAssertTrue(lists.contains("0-\(cpus - 1)"), "\(lists)")
+
+        // Small requests (lookups of missing names) pin them again. The kernel hands a request
+        // to the entry that came back last, so one caller at a time reaches one worker: 8
+        // callers at once on CPU 0 keep several of queue 0's entries busy, until each of its
+        // workers has served one (5 s at most).
+        let deadline = Date().addingTimeInterval(5)
+        var round = 0
+        repeat {
+            let done = DispatchGroup()
+            for caller in 0..<8 {
+                done.enter()
+                let name = "\(m.mountPoint)/missing-\(round)-\(caller)-"
+                Thread.detachNewThread {
+                    _ = unionfs_pin_to_cpu(0)
+                    var st = stat()
+                    for i in 0..<50 { _ = stat(name + "\(i)", &st) }
+                    done.leave()
+                }
+            }
+            XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+            round += 1
+            lists = allowedCPUs(m.process.pid)
+        } while pinned(lists) < workers && Date() < deadline
+        XCTAssertEqual(pinned(lists), workers, "ring workers still off their CPU after small requests: \(lists)")
     }
 
     func testOnWithParameterOffFailsSayingHow() throws {
