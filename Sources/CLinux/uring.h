@@ -130,11 +130,16 @@ static inline int unionfs_pin_to_cpu(int cpu) {
     mask[cpu / (8 * sizeof(long))] |= 1UL << (cpu % (8 * sizeof(long)));
     return (int)syscall(__NR_sched_setaffinity, 0, sizeof mask, mask) < 0 ? -errno : 0;
 }
-/// Lets the calling thread run on every CPU again (undoes `unionfs_pin_to_cpu`).
-static inline int unionfs_unpin(void) {
-    unsigned long mask[16];
-    memset(mask, 0xff, sizeof mask);
-    return (int)syscall(__NR_sched_setaffinity, 0, sizeof mask, mask) < 0 ? -errno : 0;
+/// A set of CPUs a thread may run on (the kernel's affinity mask, up to 1024 CPUs).
+struct unionfs_cpu_set { unsigned long bits[16]; };
+/// The calling thread's CPUs (sched_getaffinity(2)): 0 or -errno.
+static inline int unionfs_affinity_get(struct unionfs_cpu_set *set) {
+    memset(set, 0, sizeof *set);
+    return (int)syscall(__NR_sched_getaffinity, 0, sizeof set->bits, set->bits) < 0 ? -errno : 0;
+}
+/// Lets the calling thread run on `set` (sched_setaffinity(2), e.g. to undo `unionfs_pin_to_cpu`).
+static inline int unionfs_affinity_set(const struct unionfs_cpu_set *set) {
+    return (int)syscall(__NR_sched_setaffinity, 0, sizeof set->bits, set->bits) < 0 ? -errno : 0;
 }
 /// Joins `thread`, waiting `seconds` at most (pthread_timedjoin_np, a GNU call the Glibc module
 /// does not export): 0, or ETIMEDOUT when it still runs.

@@ -52,11 +52,14 @@ final class UringWorker: @unchecked Sendable {
 
     /// A READ at least this large is served by a worker let off its CPU (`place`).
     static let floatingSize: UInt32 = 128 << 10
-    /// Whether the worker may run on every CPU now (it serves a large READ).
+    /// Whether the worker may run on all of `home` now (it serves a large READ).
     private var floating = false
+    /// The CPUs the daemon's threads were given (by `taskset`, a cpuset, or all), read before
+    /// the worker pins itself: where a large READ may go.
+    private var home = unionfs_cpu_set()
 
     /// Pins the worker to its CPU for any request but a large READ, for which it lets it run
-    /// anywhere (only when that changes: one `sched_setaffinity` per switch).
+    /// on any of `home` (only when that changes: one `sched_setaffinity` per switch).
     ///
     /// Why both: the kernel queues a request on its caller's CPU, and a small one is served
     /// fastest there (the caller sleeps, the worker wakes on the same CPU with warm caches, no
@@ -69,7 +72,7 @@ final class UringWorker: @unchecked Sendable {
     func place(opcode: UInt32, size: UInt32) {
         let large = opcode == Opcode.read.rawValue && size >= Self.floatingSize
         guard large != floating else { return }
-        _ = large ? unionfs_unpin() : unionfs_pin_to_cpu(Int32(qid))
+        _ = large ? unionfs_affinity_set(&home) : unionfs_pin_to_cpu(Int32(qid))
         floating = large
     }
 
@@ -88,6 +91,7 @@ final class UringWorker: @unchecked Sendable {
 
     /// Registers `depth` entries of `payloadSize` bytes and serves them until each has ended.
     func run(depth: Int, payloadSize: Int) {
+        _ = unionfs_affinity_get(&home)
         _ = unionfs_pin_to_cpu(Int32(qid))  // an offline CPU's queue is served from anywhere
         defer {
             // A worker the kernel refused serves nothing (with none registered for a CPU, the

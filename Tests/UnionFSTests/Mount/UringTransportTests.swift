@@ -104,7 +104,13 @@ final class UringTransportTests: MountTestCase {
     /// Ring workers are pinned to their queue's CPU (small requests are served fastest beside
     /// their caller), let off it while they serve a large READ (readahead of a big file, so the
     /// other CPU takes part), and pinned again by the next small request.
-    func testLargeReadsLetWorkersOffTheirCPU() throws {
+    func testLargeReadsLetWorkersOffTheirCPU() throws { try largeReadsLetWorkersOff(daemonCPU: nil) }
+
+    /// A daemon started on CPU 1 alone (as under `taskset -c 1`): a worker let off its CPU goes
+    /// back to the CPUs the daemon was given, not to every CPU.
+    func testWorkersLetOffTheirCPUKeepTheDaemonsCPUs() throws { try largeReadsLetWorkersOff(daemonCPU: 1) }
+
+    private func largeReadsLetWorkersOff(daemonCPU: Int32?) throws {
         XCTAssertTrue(UringTestMode.setParameter(true))
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))
         guard cpus >= 2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) == cpus else {
@@ -114,19 +120,24 @@ final class UringTransportTests: MountTestCase {
         for i in data.indices { data[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
         try fx.layer("low").fileBytes("big", data)
         let upper = try makeDir("upper"), work = try makeDir("work")
+
+        var mine = unionfs_cpu_set()
+        XCTAssertEqual(unionfs_affinity_get(&mine), 0)
+        defer { _ = unionfs_affinity_set(&mine) }
+        if let daemonCPU { XCTAssertEqual(unionfs_pin_to_cpu(daemonCPU), 0) }  // the daemon inherits it
         let m = try fuseMount(lowerdirOption(["low"]) + ",upperdir=\(upper),workdir=\(work),uring=on")
         XCTAssertTrue(try stats(m).contains("transport: io_uring"))
-        let workers = 4 * cpus  // UringWorker.perCPU per possible CPU
-        let pinned = { (lists: [String]) in lists.filter { !$0.contains("-") && !$0.contains(",") }.count }
-
         // Every request of this test comes from CPU 0, so to queue 0 and its workers.
         XCTAssertEqual(unionfs_pin_to_cpu(0), 0)
-        defer { _ = unionfs_unpin() }
+        let perCPU = 4  // UringWorker.perCPU
+        let onCPU0 = { (lists: [String]) in lists.filter { $0 == "0" }.count }
+        let single = { (list: String) in !list.contains("-") && !list.contains(",") }
 
         var st = stat()
         XCTAssertEqual(stat(m.mountPoint + "/big", &st), 0)
-        var lists = waitForThreads(m.process.pid) { pinned($0) == workers }
-        XCTAssertEqual(pinned(lists), workers, "ring workers pinned before the read: \(lists)")
+        var lists = waitForThreads(m.process.pid) { onCPU0($0) == perCPU }
+        XCTAssertEqual(onCPU0(lists), perCPU, "queue 0's workers pinned before the read: \(lists)")
+        let pinnedBefore = lists.filter(single).count
 
         // Read it whole, and keep it open: its close would send FLUSH, a small request.
         let fd = open(m.mountPoint + "/big", O_RDONLY)
@@ -141,9 +152,13 @@ final class UringTransportTests: MountTestCase {
         }
         XCTAssertEqual(got, data.count)
         XCTAssertTrue(back == data, "the file read through the ring differs from the lower one")
-        lists = waitForThreads(m.process.pid) { pinned($0) < workers }
-        XCTAssertLessThan(pinned(lists), workers, "no ring worker left its CPU for the large READs: \(lists)")
-        XCTAssertTrue(lists.contains("0-\(cpus - 1)"), "\(lists)")
+        lists = waitForThreads(m.process.pid) { onCPU0($0) < perCPU }
+        XCTAssertLessThan(onCPU0(lists), perCPU, "no ring worker left its CPU for the large READs: \(lists)")
+        if daemonCPU == nil {
+            XCTAssertLessThan(lists.filter(single).count, pinnedBefore, "let off, but pinned elsewhere: \(lists)")
+        } else {
+            XCTAssertTrue(lists.allSatisfy(single), "a worker let off its CPU went beyond the daemon's: \(lists)")
+        }
 
         // Small requests (lookups of missing names) pin them again. The kernel hands a request
         // to the entry that came back last, so one caller at a time reaches one worker: 8
@@ -166,8 +181,8 @@ final class UringTransportTests: MountTestCase {
             XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
             round += 1
             lists = allowedCPUs(m.process.pid)
-        } while pinned(lists) < workers && Date() < deadline
-        XCTAssertEqual(pinned(lists), workers, "ring workers still off their CPU after small requests: \(lists)")
+        } while onCPU0(lists) < perCPU && Date() < deadline
+        XCTAssertEqual(onCPU0(lists), perCPU, "queue 0's workers still off their CPU after small requests: \(lists)")
     }
 
     func testOnWithParameterOffFailsSayingHow() throws {
