@@ -25,12 +25,12 @@ import UnionFSCore
 ///
 /// A worker is one thread pinned to its CPU (but while it serves large READs: `place`), with
 /// one ring of 128-byte SQEs (the command must come on an SQE128 ring) and `depth` entries of
-/// that CPU's queue; each CPU has `perCPU` workers. Why several with one entry each rather than one with several entries:
-/// the kernel hands a request to any free entry of the queue, and a worker serves its
-/// entries one at a time, so a slow request (a copy-up of a large file, a read from a cold
-/// disk, an `fsync`) would hold every request that came to that worker's other entries, and
-/// with them every process on that CPU (and async readahead, which sends several READs at
-/// once). With one entry per worker a free entry always belongs to an idle thread, as each
+/// that CPU's queue; each CPU has `perCPU` workers. Why several with one entry each rather
+/// than one with several entries: the kernel hands a request to any free entry of the queue,
+/// and a worker serves its entries one at a time, so a slow request (a copy-up of a large
+/// file, a read from a cold disk, an `fsync`) would hold every request that came to that
+/// worker's other entries, and with them every process on that CPU (and async readahead,
+/// which sends several READs at once). With one entry per worker a free entry always belongs to an idle thread, as each
 /// `/dev/fuse` worker reads only when it is idle.
 final class UringWorker: @unchecked Sendable {
     let qid: UInt16
