@@ -23,15 +23,28 @@ struct unionfs_uring {
     void *sq_ptr, *cq_ptr;
     size_t sq_len, cq_len, sqes_len;
     unsigned pending;         /* SQEs filled and not yet submitted */
+    int deferred;             /* 1: set up with IORING_SETUP_DEFER_TASKRUN (see below) */
 };
 
 /// Sets up a ring of `entries` 128-byte SQEs; 0 or -errno.
+///
+/// The ring belongs to the one thread that sets it up and waits on it (a ring worker), so it
+/// asks for SINGLE_ISSUER | DEFER_TASKRUN (Linux 6.1+): the kernel then hands a request to the
+/// waiting worker as local task work run inside its `io_uring_enter`, instead of task work
+/// that interrupts the thread wherever it is (TIF_NOTIFY_SIGNAL). Where the kernel refuses
+/// the flags (EINVAL), a plain ring; `deferred` says which it got.
 static inline int unionfs_uring_init(struct unionfs_uring *r, unsigned entries) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     memset(r, 0, sizeof *r);
-    p.flags = IORING_SETUP_SQE128;
+    p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     int fd = (int)syscall(__NR_io_uring_setup, entries, &p);
+    r->deferred = fd >= 0;
+    if (fd < 0 && errno == EINVAL) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_SQE128;
+        fd = (int)syscall(__NR_io_uring_setup, entries, &p);
+    }
     if (fd < 0) return -errno;
     r->fd = fd;
     r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);

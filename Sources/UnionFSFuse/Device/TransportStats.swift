@@ -31,6 +31,9 @@ final class TransportStats: Sendable {
     /// FUSE over io_uring workers serving (0: `/dev/fuse` only), and the CPU queues they serve.
     let ringWorkers = Atomic<Int>(0)
     let ringQueues = Atomic<Int>(0)
+    /// Of those workers, the ones whose ring runs the kernel's task work only in their wait
+    /// (`IORING_SETUP_DEFER_TASKRUN`, `unionfs_uring_init`).
+    let ringDeferred = Atomic<Int>(0)
     /// Requests that came through the ring (the rest came through `/dev/fuse`).
     let ringRequests = Atomic<UInt64>(0)
     /// `IdleWaitGuard`: 0 not used (`uring_idle=off`, or no ring), 1 used, 2 not allowed (the
@@ -97,7 +100,7 @@ final class TransportStats: Sendable {
     func report() -> String {
         let workers = ringWorkers.load(ordering: .relaxed)
         var lines = [workers > 0
-            ? "transport: io_uring (\(ringQueues.load(ordering: .relaxed)) queues, \(workers) workers; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
+            ? "transport: io_uring (\(ringQueues.load(ordering: .relaxed)) queues, \(workers) workers, \(ringDeferred.load(ordering: .relaxed)) with deferred task work; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
             : "transport: /dev/fuse"]
         if workers > 0 {
             let fallbacks = idleFallbacks.load(ordering: .relaxed)

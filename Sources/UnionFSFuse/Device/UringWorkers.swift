@@ -101,6 +101,7 @@ final class UringWorker: @unchecked Sendable {
             // do not count it as serving.
             if failure != 0 {
                 loop.stats.ringWorkers.subtract(1, ordering: .relaxed)
+                if ring.deferred != 0 { loop.stats.ringDeferred.subtract(1, ordering: .relaxed) }
                 let line = "unionfs-swift: an io_uring worker of queue \(qid) is not serving (errno \(failure))\n"
                 _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             }
@@ -110,6 +111,7 @@ final class UringWorker: @unchecked Sendable {
         let e = unionfs_uring_init(&ring, size)
         guard e == 0 else { failure = -e; return }
         defer { unionfs_uring_exit(&ring) }
+        if ring.deferred != 0 { loop.stats.ringDeferred.add(1, ordering: .relaxed) }
         threadID = Sys.threadID()
         let idleWait = loop.idleWait
         idleWait?.join(self)

@@ -44,6 +44,10 @@ final class UringTransportTests: MountTestCase {
         let report = try stats(m)
         XCTAssertTrue(report.contains("transport: io_uring"), report)
         XCTAssertTrue(report.contains("queues, "), report)
+        // Every worker's ring runs task work only in its wait (Linux 6.1+; the ring needs 6.14).
+        let workers = try XCTUnwrap(report.firstMatch(of: /(\d+) workers, (\d+) with deferred task work/), report)
+        XCTAssertGreaterThan(Int(workers.1) ?? 0, 0, report)
+        XCTAssertEqual(workers.1, workers.2, "a ring worker without DEFER_TASKRUN: \(report)")
         let started = Date()
         m.stop()
         XCTAssertFalse(MountTable.isMounted(m.mountPoint))
