@@ -49,6 +49,7 @@ final class DeviceLoop: @unchecked Sendable {
     func run(threads: Int) -> Int32 {
         guard let agreement = handshake() else { return 1 }
         let useRing = agreement.flags & InitFlag.overIOUring != 0
+        if !useRing { stats.deviceReason.store(DeviceReason.of(choice: uring).rawValue, ordering: .relaxed) }
         if uring == .on && !useRing {
             let line = "unionfs-swift: uring=on: the kernel did not agree FUSE_OVER_IO_URING at INIT. \(UringSupport.howToEnable)\n"
             _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }

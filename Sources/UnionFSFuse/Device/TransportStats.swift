@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import UnionFSCore
 
 /// What our own transport counts, for `unionfs-swift stats` (and SIGUSR1): requests per
 /// opcode, their latency from read to reply (the reply's write included), the replies' writes
@@ -31,6 +32,9 @@ final class TransportStats: Sendable {
     /// FUSE over io_uring workers serving (0: `/dev/fuse` only), and the CPU queues they serve.
     let ringWorkers = Atomic<Int>(0)
     let ringQueues = Atomic<Int>(0)
+    /// Why `/dev/fuse` serves the mount rather than io_uring (`DeviceReason`), set once the
+    /// handshake decided; 0 while undecided or when the ring serves.
+    let deviceReason = Atomic<Int>(0)
     /// Of those workers, the ones whose ring runs the kernel's task work only in their wait
     /// (`IORING_SETUP_DEFER_TASKRUN`, `unionfs_uring_init`).
     let ringDeferred = Atomic<Int>(0)
@@ -101,7 +105,7 @@ final class TransportStats: Sendable {
         let workers = ringWorkers.load(ordering: .relaxed)
         var lines = [workers > 0
             ? "transport: io_uring (\(ringQueues.load(ordering: .relaxed)) queues, \(workers) workers, \(ringDeferred.load(ordering: .relaxed)) with deferred task work; \(ringRequests.load(ordering: .relaxed)) requests through the ring, the rest through /dev/fuse)"
-            : "transport: /dev/fuse"]
+            : "transport: /dev/fuse" + (DeviceReason(rawValue: deviceReason.load(ordering: .relaxed)).map { " (not io_uring: \($0.text))" } ?? "")]
         if workers > 0 {
             let fallbacks = idleFallbacks.load(ordering: .relaxed)
             switch idleWait.load(ordering: .relaxed) {
@@ -145,5 +149,35 @@ final class TransportStats: Sendable {
         func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
         return name + String(repeating: " ", count: max(1, 16 - name.count)) + pad("\(n)", 10)
             + pad("\(percentile(h, 0.5))", 10) + pad("\(percentile(h, 0.9))", 10) + pad("\(percentile(h, 0.99))", 10)
+    }
+}
+
+/// Why a mount is served through `/dev/fuse` and not FUSE over io_uring, for `stats`: the
+/// ring serves each request on its caller's CPU, so a user who sees a slow workload can tell
+/// whether it is theirs to turn on.
+enum DeviceReason: Int {
+    /// `uring=off`.
+    case turnedOff = 1
+    /// The fuse module has no `enable_uring` parameter (Linux before 6.14).
+    case kernelLacks
+    /// The parameter is there and off (its default).
+    case parameterOff
+    /// Asked for, and the kernel did not agree at INIT.
+    case notAgreed
+
+    /// From the mount's choice and what the fuse module says now.
+    static func of(choice: FeatureChoice) -> DeviceReason {
+        if choice == .off { return .turnedOff }
+        if access(UringSupport.parameter, F_OK) != 0 { return .kernelLacks }
+        return UringSupport.enabled ? .notAgreed : .parameterOff
+    }
+
+    var text: String {
+        switch self {
+        case .turnedOff: return "uring=off"
+        case .kernelLacks: return "this kernel has no FUSE over io_uring (Linux 6.14+)"
+        case .parameterOff: return "the fuse module's enable_uring is off; as root, echo 1 > \(UringSupport.parameter) and mount again"
+        case .notAgreed: return "the kernel did not agree FUSE_OVER_IO_URING at INIT"
+        }
     }
 }

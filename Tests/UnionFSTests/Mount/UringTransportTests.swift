@@ -197,6 +197,17 @@ final class UringTransportTests: MountTestCase {
         }
     }
 
+    /// With the ring there to use, `uring=off` is the reason stats give for /dev/fuse.
+    func testStatsSayTheRingWasTurnedOff() throws {
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        try fx.layer("low").file("f", "x")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=off")
+        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
+        let report = try stats(m)
+        XCTAssertTrue(report.contains("transport: /dev/fuse (not io_uring: uring=off)\n"), report)
+        m.stop()
+    }
+
     func testAutoFallsBackToDevice() throws {
         XCTAssertTrue(UringTestMode.setParameter(false))
         try fx.layer("low").file("f", "x")
@@ -204,6 +215,8 @@ final class UringTransportTests: MountTestCase {
         XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
         let report = try stats(m)
         XCTAssertTrue(report.contains("transport: /dev/fuse"), report)
+        XCTAssertTrue(report.contains("(not io_uring: the fuse module's enable_uring is off; as root, echo 1 > /sys/module/fuse/parameters/enable_uring"),
+                      "stats do not say why the ring does not serve: \(report)")
         XCTAssertTrue(report.contains("\nreply writev "), "no row for the replies written to /dev/fuse: \(report)")
         // The report file, named by the daemon's user and pid, goes with the daemon: a later
         // daemon of another user given the same pid could not replace it in a sticky /tmp.
