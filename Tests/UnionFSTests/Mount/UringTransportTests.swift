@@ -197,23 +197,25 @@ final class UringTransportTests: MountTestCase {
         }
     }
 
+    /// Mounts a one-file layer with `uring` and the fuse module's parameter set to
+    /// `parameter`, reads the file through it, and returns the mount and its stats.
+    private func deviceMount(uring: String, parameter: Bool) throws -> (FuseMount, String) {
+        XCTAssertTrue(UringTestMode.setParameter(parameter))
+        try fx.layer("low").file("f", "x")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=\(uring)")
+        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
+        return (m, try stats(m))
+    }
+
     /// With the ring there to use, `uring=off` is the reason stats give for /dev/fuse.
     func testStatsSayTheRingWasTurnedOff() throws {
-        XCTAssertTrue(UringTestMode.setParameter(true))
-        try fx.layer("low").file("f", "x")
-        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=off")
-        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
-        let report = try stats(m)
+        let (m, report) = try deviceMount(uring: "off", parameter: true)
         XCTAssertTrue(report.contains("transport: /dev/fuse (not io_uring: uring=off)\n"), report)
         m.stop()
     }
 
     func testAutoFallsBackToDevice() throws {
-        XCTAssertTrue(UringTestMode.setParameter(false))
-        try fx.layer("low").file("f", "x")
-        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=auto")
-        XCTAssertEqual(try String(contentsOfFile: m.mountPoint + "/f", encoding: .utf8), "x")
-        let report = try stats(m)
+        let (m, report) = try deviceMount(uring: "auto", parameter: false)
         XCTAssertTrue(report.contains("transport: /dev/fuse"), report)
         XCTAssertTrue(report.contains("(not io_uring: the fuse module's enable_uring is off; as root, echo 1 > /sys/module/fuse/parameters/enable_uring"),
                       "stats do not say why the ring does not serve: \(report)")
