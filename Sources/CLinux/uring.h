@@ -75,6 +75,17 @@ static inline void unionfs_uring_exit(struct unionfs_uring *r) {
     close(r->fd);
 }
 
+/// Whether this process may set up a ring like a worker's, asked before INIT agrees to FUSE
+/// over io_uring: `io_uring_setup` can be refused (EPERM) by `kernel.io_uring_disabled` or a
+/// seccomp filter (Docker's default profile), and once the connection is on io_uring the
+/// kernel holds every request until each CPU's queue has a registered entry. 0 or -errno.
+static inline int unionfs_uring_probe(void) {
+    struct unionfs_uring r;
+    int e = unionfs_uring_init(&r, 1);
+    if (e == 0) unionfs_uring_exit(&r);
+    return e;
+}
+
 /// Queues one FUSE uring command (cmd_op 1: REGISTER with the entry's two iovecs; 2:
 /// COMMIT_AND_FETCH of `commit_id`) on /dev/fuse descriptor `fuse_fd`. The command data is
 /// struct fuse_uring_cmd_req {u64 flags; u64 commit_id; u16 qid; u8 padding[6]} at the SQE's

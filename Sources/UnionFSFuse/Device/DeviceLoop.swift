@@ -19,6 +19,9 @@ final class DeviceLoop: @unchecked Sendable {
     let fd: Int32
     /// Set once by the handshake, read by the workers after they start.
     private(set) var agreement: InitAgreement?
+    /// Why this process may not set up a ring (the errno of `unionfs_uring_probe`), or 0;
+    /// set by the handshake, which then does not ask for FUSE over io_uring.
+    private(set) var ringSetupError: Int32 = 0
     private var decoder = RequestDecoder()
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
     let stats: TransportStats
@@ -49,15 +52,16 @@ final class DeviceLoop: @unchecked Sendable {
     func run(threads: Int) -> Int32 {
         guard let agreement = handshake() else { return 1 }
         let useRing = agreement.flags & InitFlag.overIOUring != 0
-        if !useRing { stats.deviceReason.store(DeviceReason.of(choice: uring).rawValue, ordering: .relaxed) }
+        if !useRing { stats.deviceReason.store(DeviceReason.of(choice: uring, setupError: ringSetupError).rawValue, ordering: .relaxed) }
         if uring == .on && !useRing {
-            let line = "unionfs-swift: uring=on: the kernel did not agree FUSE_OVER_IO_URING at INIT. \(UringSupport.howToEnable)\n"
+            let line = ringSetupError != 0
+                ? "unionfs-swift: uring=on: \(DeviceReason.setupRefused(ringSetupError))\n"
+                : "unionfs-swift: uring=on: the kernel did not agree FUSE_OVER_IO_URING at INIT. \(UringSupport.howToEnable)\n"
             _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             return 1
         }
         // The ring's workers, `UringWorker.perCPU` for each possible CPU's queue, beside the
-        // device workers, which still get FORGET, INTERRUPT and whatever comes before every
-        // queue has an entry registered.
+        // device workers, which still get FORGET and INTERRUPT.
         connection.prober.start()
         defer { connection.prober.stop() }
         let fs = connection.fileSystem
@@ -173,8 +177,10 @@ final class DeviceLoop: @unchecked Sendable {
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
             let passthrough = fs.options.passthrough != .off && FuseSession.passthroughUnavailable(fs) == nil
+            let wantRing = uring != .off && UringSupport.enabled
+            ringSetupError = wantRing ? -unionfs_uring_probe() : 0
             guard let agreed = InitAgreement.negotiate(offer, writeback: writeback, passthrough: passthrough,
-                                                     uring: uring != .off && UringSupport.enabled,
+                                                     uring: wantRing && ringSetupError == 0,
                                                      readdirplusAuto: fs.options.readdirplusAuto,
                                                      posixACL: !fs.options.noACL) else {
                 // A major other than 7: say which we speak and wait for the kernel to retry.

@@ -164,10 +164,14 @@ enum DeviceReason: Int {
     case parameterOff
     /// Asked for, and the kernel did not agree at INIT.
     case notAgreed
+    /// This process may not set up a ring (`unionfs_uring_probe`), so INIT did not ask.
+    case ringRefused
 
-    /// From the mount's choice and what the fuse module says now.
-    static func of(choice: FeatureChoice) -> DeviceReason {
+    /// From the mount's choice, whether this process could set up a ring (`setupError`: the
+    /// probe's errno) and what the fuse module says now.
+    static func of(choice: FeatureChoice, setupError: Int32 = 0) -> DeviceReason {
         if choice == .off { return .turnedOff }
+        if setupError != 0 { return .ringRefused }
         if access(UringSupport.parameter, F_OK) != 0 { return .kernelLacks }
         return UringSupport.enabled ? .notAgreed : .parameterOff
     }
@@ -178,6 +182,12 @@ enum DeviceReason: Int {
         case .kernelLacks: return "this kernel has no FUSE over io_uring (Linux 6.14+)"
         case .parameterOff: return "the fuse module's enable_uring is off; as root, echo 1 > \(UringSupport.parameter) and mount again"
         case .notAgreed: return "the kernel did not agree FUSE_OVER_IO_URING at INIT"
+        case .ringRefused: return "io_uring_setup is refused to this process (kernel.io_uring_disabled, or a seccomp filter)"
         }
+    }
+
+    /// Why `io_uring_setup` failed, for `uring=on`'s error.
+    static func setupRefused(_ errno: Int32) -> String {
+        "io_uring_setup is refused to this process (\(String(cString: strerror(errno)))): see the sysctl kernel.io_uring_disabled, or a seccomp filter such as a container's; mount with uring=off or uring=auto"
     }
 }

@@ -9,10 +9,12 @@ import UnionFSCore
 ///
 /// What the kernel decided: it makes one queue per *possible* CPU and queues a request on the
 /// queue of the CPU its caller runs on (`fuse_uring_task_to_queue`), and switches the
-/// connection to the ring only once every queue has an entry registered (`is_ring_ready`);
-/// until then, and always for FORGET, INTERRUPT and notifications (`fuse_io_uring_ops` keeps
-/// `fuse_dev_queue_forget`/`_interrupt`), requests still come through `/dev/fuse`, so the
-/// device workers keep running. An entry is two buffers the kernel writes into: the header
+/// connection to the ring only once every queue has an entry registered (`is_ring_ready`).
+/// Until then the kernel holds every new request (`fuse_block_alloc`: a stat of the mount
+/// waited for good when no worker could set up its ring), which is why the handshake asks
+/// for the ring only when this process may set one up (`unionfs_uring_probe`). FORGET,
+/// INTERRUPT and notifications always come through `/dev/fuse` (`fuse_io_uring_ops` keeps
+/// `fuse_dev_queue_forget`/`_interrupt`), so the device workers keep running. An entry is two buffers the kernel writes into: the header
 /// (`fuse_uring_req_header`: in_out[128] with `fuse_in_header`, op_in[128] with the opcode's
 /// fixed argument `in_args[0]`, `ring_ent_in_out` {flags, commit_id, payload_sz, padding,
 /// reserved}) and the payload (the remaining arguments, at least max(8 KiB, max_write,
@@ -97,8 +99,8 @@ final class UringWorker: @unchecked Sendable {
         _ = unionfs_pin_to_cpu(Int32(qid))  // an offline CPU's queue is served from anywhere
         defer {
             // A worker the kernel refused serves nothing (with none registered for a CPU, the
-            // ring is never ready and every request stays on /dev/fuse): say so, and
-            // do not count it as serving.
+            // ring is never ready and the kernel holds the mount's requests): say so, and do
+            // not count it as serving.
             if failure != 0 {
                 loop.stats.ringWorkers.subtract(1, ordering: .relaxed)
                 if ring.deferred != 0 { loop.stats.ringDeferred.subtract(1, ordering: .relaxed) }

@@ -1,4 +1,5 @@
 import CFuse3
+import CLinux
 import Glibc
 import Synchronization
 import SystemPackage
@@ -40,6 +41,9 @@ public final class FuseSession: @unchecked Sendable {
         // uring=on that cannot be honoured fails before anything is mounted, saying how to fix it.
         if fileSystem.options.uring == .on && !UringSupport.enabled {
             throw ConfigurationError("uring=on: \(UringSupport.howToEnable)")
+        }
+        if fileSystem.options.uring == .on, case let e = -unionfs_uring_probe(), e != 0 {
+            throw ConfigurationError("uring=on: \(DeviceReason.setupRefused(e))")
         }
         if let kib = fileSystem.options.readaheadKiB, !MountReadahead.permitted {
             throw ConfigurationError("readahead=\(kib) cannot be honoured: the kernel takes a FUSE mount's readahead from "

@@ -197,6 +197,30 @@ final class UringTransportTests: MountTestCase {
         }
     }
 
+    /// Where `io_uring_setup` is refused (here `kernel.io_uring_disabled=2`; elsewhere a
+    /// container's seccomp filter), `auto` serves through /dev/fuse rather than agree to a ring
+    /// no worker can set up: once a connection is on io_uring the kernel holds every request
+    /// until each CPU's queue has an entry, and the mount hung. `on` fails before mounting,
+    /// saying why.
+    func testRingRefusedToTheProcessFallsBackOrFails() throws {
+        let sysctl = "/proc/sys/kernel/io_uring_disabled"
+        guard let saved = try? String(contentsOfFile: sysctl, encoding: .utf8) else { throw XCTSkip("no \(sysctl)") }
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        try "2".write(toFile: sysctl, atomically: false, encoding: .utf8)
+        addCleanup { try? saved.write(toFile: sysctl, atomically: false, encoding: .utf8) }
+        try fx.layer("low").file("f", "x")
+        let m = try fuseMount(lowerdirOption(["low"]) + ",uring=auto")
+        let read = try Run.program("/bin/cat", [m.mountPoint + "/f"], timeout: 10)
+        XCTAssertFalse(read.timedOut, "a read of the mount hung")
+        XCTAssertEqual(read.stdout, "x")
+        let report = try stats(m)
+        XCTAssertTrue(report.contains("transport: /dev/fuse (not io_uring: io_uring_setup is refused"), report)
+        m.stop()
+        XCTAssertThrowsError(try fuseMount(lowerdirOption(["low"]) + ",uring=on", timeout: 10)) { error in
+            XCTAssertTrue("\(error)".contains("io_uring_setup is refused to this process (Operation not permitted)"), "\(error)")
+        }
+    }
+
     /// Mounts a one-file layer with `uring` and the fuse module's parameter set to
     /// `parameter`, reads the file through it, and returns the mount and its stats.
     private func deviceMount(uring: String, parameter: Bool) throws -> (FuseMount, String) {
