@@ -75,10 +75,10 @@ static inline void unionfs_uring_exit(struct unionfs_uring *r) {
     close(r->fd);
 }
 
-/// Whether this process may set up a ring like a worker's, asked before INIT agrees to FUSE
-/// over io_uring: `io_uring_setup` can be refused (EPERM) by `kernel.io_uring_disabled` or a
-/// seccomp filter (Docker's default profile), and once the connection is on io_uring the
-/// kernel holds every request until each CPU's queue has a registered entry. 0 or -errno.
+/// Whether this process may set up a ring like a worker's, asked by `uring=on` before it
+/// mounts: `io_uring_setup` can be refused (EPERM) by `kernel.io_uring_disabled` or a seccomp
+/// filter (Docker's default profile). (The mount itself asks for the ring at INIT only once
+/// every CPU queue's worker has set up its ring.) 0 or -errno.
 static inline int unionfs_uring_probe(void) {
     struct unionfs_uring r;
     int e = unionfs_uring_init(&r, 1);

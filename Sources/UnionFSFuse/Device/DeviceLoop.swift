@@ -19,9 +19,17 @@ final class DeviceLoop: @unchecked Sendable {
     let fd: Int32
     /// Set once by the handshake, read by the workers after they start.
     private(set) var agreement: InitAgreement?
-    /// Why this process may not set up a ring (the errno of `unionfs_uring_probe`), or 0;
-    /// set by the handshake, which then does not ask for FUSE over io_uring.
+    /// The ring workers of each CPU queue when the mount wants the ring (`uring=auto|on` and
+    /// the fuse module's `enable_uring`), set by `run` before the handshake.
+    private(set) var ringQueues: RingQueues?
+    /// Why not every queue has a ring worker ready (the errno: `io_uring_setup` refused, or no
+    /// descriptor or thread for a worker), or 0; the handshake then does not ask for the ring.
     private(set) var ringSetupError: Int32 = 0
+    /// Called when a queue is left with no ring worker after the ring was agreed: ends the
+    /// session (`FuseSession` unmounts).
+    var onRingLost: (() -> Void)?
+    /// Set then: `run` returns 1.
+    private let ringLost = Atomic<Bool>(false)
     private var decoder = RequestDecoder()
     /// Requests, latencies and bytes (`unionfs-swift stats`, SIGUSR1).
     let stats: TransportStats
@@ -48,11 +56,34 @@ final class DeviceLoop: @unchecked Sendable {
     }
 
     /// Serves the connection with `threads` workers until it ends; 0 then, 1 when the
-    /// handshake failed.
+    /// handshake failed or a CPU queue of the ring was left with no worker (`RingQueues`).
     func run(threads: Int) -> Int32 {
-        guard let agreement = handshake() else { return 1 }
+        // The ring's workers, `UringWorker.perCPU` for each possible CPU's queue, beside the
+        // device workers, which still get FORGET and INTERRUPT. They set up their rings
+        // before the handshake, which asks for the ring only when every queue has one.
+        var ringThreads: [pthread_t] = []
+        var ringWorkers: [UringWorker] = []
+        let queues = uring != .off && UringSupport.enabled ? startRingWorkers(&ringThreads, &ringWorkers) : nil
+        ringQueues = queues
+        ringSetupError = queues?.awaitSetUp() ?? 0
+        let endRing = {
+            // The kernel ends every entry's command when the connection ends; joined after the
+            // device workers (which end first, on ENODEV), with a bound so a kernel that keeps
+            // a command cannot hang the unmount.
+            for t in ringThreads { _ = unionfs_join_within(t, 5) }
+            for w in ringWorkers { Sys.close(w.fd) }
+        }
+        guard let agreement = handshake() else {
+            queues?.decide(payloadSize: 0)
+            endRing()
+            return 1
+        }
         let useRing = agreement.flags & InitFlag.overIOUring != 0
-        if !useRing { stats.deviceReason.store(DeviceReason.of(choice: uring, setupError: ringSetupError).rawValue, ordering: .relaxed) }
+        if !useRing {
+            queues?.decide(payloadSize: 0)
+            endRing()
+            stats.deviceReason.store(DeviceReason.of(choice: uring, setupError: ringSetupError).rawValue, ordering: .relaxed)
+        }
         if uring == .on && !useRing {
             let line = ringSetupError != 0
                 ? "unionfs-swift: uring=on: \(DeviceReason.setupRefused(ringSetupError))\n"
@@ -60,8 +91,6 @@ final class DeviceLoop: @unchecked Sendable {
             _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             return 1
         }
-        // The ring's workers, `UringWorker.perCPU` for each possible CPU's queue, beside the
-        // device workers, which still get FORGET and INTERRUPT.
         connection.prober.start()
         defer { connection.prober.stop() }
         let fs = connection.fileSystem
@@ -71,47 +100,17 @@ final class DeviceLoop: @unchecked Sendable {
         }, advise: { node in fs.startReadingLowerData(node) },
            store: { [unowned connection] node in connection.storeAhead(node) })
         defer { connection.readAhead.stop() }
-        var ringThreads: [pthread_t] = []
-        var ringWorkers: [UringWorker] = []
         if useRing && uringIdle {
             let prober = connection.prober, readAhead = connection.readAhead
             idleWait = IdleWaitGuard(stats: stats, helpers: { [prober.threadID, readAhead.threadID] })
             idleWait?.start()
         }
         defer { idleWait?.stop() }  // after the ring workers' join below, which runs first
-        if useRing {
-            let payload = max(8192, Int(agreement.maxWrite), Int(agreement.maxPages) * 4096)
-            let cpus = UringSupport.possibleCPUs
-            stats.ringQueues.store(cpus, ordering: .relaxed)
-            for index in 0..<(cpus * UringWorker.perCPU) {
-                // CPU by CPU first, so every queue soon has an entry and the ring is ready.
-                let cpu = index % cpus
-                guard let clone = Self.clone(fd) else { break }
-                let worker = UringWorker(qid: UInt16(cpu), fd: clone, loop: self)
-                let context = Unmanaged.passRetained(RingWorkerContext(worker: worker, payload: payload)).toOpaque()
-                var thread = pthread_t()
-                stats.ringWorkers.add(1, ordering: .relaxed)  // before it can fail and subtract
-                if pthread_create(&thread, nil, { arg in
-                    let ctx = Unmanaged<RingWorkerContext>.fromOpaque(arg!).takeRetainedValue()
-                    ctx.worker.run(depth: UringWorker.depth, payloadSize: ctx.payload)
-                    return nil
-                }, context) == 0 {
-                    ringThreads.append(thread)
-                    ringWorkers.append(worker)
-                } else {
-                    Unmanaged<RingWorkerContext>.fromOpaque(context).release()
-                    stats.ringWorkers.subtract(1, ordering: .relaxed)
-                    Sys.close(clone)
-                }
-            }
+        if useRing, let queues {
+            stats.ringQueues.store(queues.count, ordering: .relaxed)
+            queues.decide(payloadSize: max(8192, Int(agreement.maxWrite), Int(agreement.maxPages) * 4096))
         }
-        defer {
-            // The kernel ends every entry's command when the connection ends; joined after the
-            // device workers (which end first, on ENODEV), with a bound so a kernel that keeps
-            // a command cannot hang the unmount.
-            for t in ringThreads { _ = unionfs_join_within(t, 5) }
-            for w in ringWorkers { Sys.close(w.fd) }
-        }
+        defer { if useRing { endRing() } }
         // Every worker reads a clone, even the first: libfuse closes the connection's own
         // descriptor when it unmounts, and a read on a closed (and maybe reused) number must
         // not happen. Without clones, one worker serves the connection's descriptor.
@@ -142,7 +141,51 @@ final class DeviceLoop: @unchecked Sendable {
         }
         if workers.isEmpty { serve(channels[0]) }  // no thread could be made: serve from here
         for t in workers { pthread_join(t, nil) }
-        return 0
+        return ringLost.load(ordering: .acquiring) ? 1 : 0
+    }
+
+    /// Starts `UringWorker.perCPU` ring workers for each possible CPU's queue, CPU by CPU, each
+    /// on a clone of the connection's descriptor; they set up their rings and wait for the
+    /// handshake's decision (`RingQueues`).
+    private func startRingWorkers(_ threads: inout [pthread_t], _ workers: inout [UringWorker]) -> RingQueues {
+        let queues = RingQueues(queues: UringSupport.possibleCPUs)
+        for index in 0..<(queues.count * UringWorker.perCPU) {
+            let cpu = index % queues.count
+            guard let clone = Self.clone(fd) else {
+                queues.workerNotStarted(errno: errno)
+                break
+            }
+            let worker = UringWorker(qid: UInt16(cpu), fd: clone, loop: self)
+            let context = Unmanaged.passRetained(RingWorkerContext(worker: worker, queues: queues)).toOpaque()
+            var thread = pthread_t()
+            let e = pthread_create(&thread, nil, { arg in
+                let ctx = Unmanaged<RingWorkerContext>.fromOpaque(arg!).takeRetainedValue()
+                ctx.worker.run(depth: UringWorker.depth, queues: ctx.queues)
+                return nil
+            }, context)
+            if e == 0 {
+                queues.workerStarted()
+                threads.append(thread)
+                workers.append(worker)
+            } else {
+                Unmanaged<RingWorkerContext>.fromOpaque(context).release()
+                Sys.close(clone)
+                queues.workerNotStarted(errno: e)
+            }
+        }
+        return queues
+    }
+
+    /// A ring worker of `queue` that served ended with `errno` (the kernel refused its
+    /// registration, or its ring failed): when its queue has no worker left, the kernel holds
+    /// that queue's requests for good (`RingQueues`), so the session ends, saying why.
+    func ringWorkerFailed(queue: Int, errno: Int32) {
+        guard ringQueues?.failed(queue) == true else { return }
+        ringLost.store(true, ordering: .releasing)
+        let line = "unionfs-swift: no io_uring worker is left for CPU \(queue)'s queue (\(String(cString: strerror(errno)))), "
+            + "and the kernel would hold its requests for good: unmounting (mount with uring=off to use /dev/fuse)\n"
+        _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+        onRingLost?()
     }
 
     /// A new descriptor on the same connection with its own request queue, or nil.
@@ -177,10 +220,8 @@ final class DeviceLoop: @unchecked Sendable {
             let fs = connection.fileSystem
             let writeback = fs.options.writebackCache && !fs.isReadOnly
             let passthrough = fs.options.passthrough != .off && FuseSession.passthroughUnavailable(fs) == nil
-            let wantRing = uring != .off && UringSupport.enabled
-            ringSetupError = wantRing ? -unionfs_uring_probe() : 0
             guard let agreed = InitAgreement.negotiate(offer, writeback: writeback, passthrough: passthrough,
-                                                     uring: wantRing && ringSetupError == 0,
+                                                     uring: ringQueues != nil && ringSetupError == 0,
                                                      readdirplusAuto: fs.options.readdirplusAuto,
                                                      posixACL: !fs.options.noACL) else {
                 // A major other than 7: say which we speak and wait for the kernel to retry.
@@ -265,8 +306,8 @@ final class DeviceLoop: @unchecked Sendable {
 /// What a ring worker's thread needs, handed over through pthread_create's argument.
 private final class RingWorkerContext {
     let worker: UringWorker
-    let payload: Int
-    init(worker: UringWorker, payload: Int) { self.worker = worker; self.payload = payload }
+    let queues: RingQueues
+    init(worker: UringWorker, queues: RingQueues) { self.worker = worker; self.queues = queues }
 }
 
 /// What a worker thread needs, handed over through pthread_create's argument.

@@ -164,14 +164,18 @@ enum DeviceReason: Int {
     case parameterOff
     /// Asked for, and the kernel did not agree at INIT.
     case notAgreed
-    /// This process may not set up a ring (`unionfs_uring_probe`), so INIT did not ask.
+    /// This process may not set up a ring (`io_uring_setup` refused: EPERM), so INIT did not ask.
     case ringRefused
+    /// Not every CPU queue got a ring worker (no descriptor, thread or ring memory: a limit),
+    /// so INIT did not ask.
+    case workersShort
 
-    /// From the mount's choice, whether this process could set up a ring (`setupError`: the
-    /// probe's errno) and what the fuse module says now.
+    /// From the mount's choice, whether every queue got a ring worker (`setupError`: the errno
+    /// of `RingQueues.awaitSetUp`) and what the fuse module says now.
     static func of(choice: FeatureChoice, setupError: Int32 = 0) -> DeviceReason {
         if choice == .off { return .turnedOff }
-        if setupError != 0 { return .ringRefused }
+        if setupError == EPERM || setupError == EACCES { return .ringRefused }
+        if setupError != 0 { return .workersShort }
         if access(UringSupport.parameter, F_OK) != 0 { return .kernelLacks }
         return UringSupport.enabled ? .notAgreed : .parameterOff
     }
@@ -183,11 +187,15 @@ enum DeviceReason: Int {
         case .parameterOff: return "the fuse module's enable_uring is off; as root, echo 1 > \(UringSupport.parameter) and mount again"
         case .notAgreed: return "the kernel did not agree FUSE_OVER_IO_URING at INIT"
         case .ringRefused: return "io_uring_setup is refused to this process (kernel.io_uring_disabled, or a seccomp filter)"
+        case .workersShort: return "not every CPU's queue got a ring worker (a limit on open files, threads or locked memory)"
         }
     }
 
-    /// Why `io_uring_setup` failed, for `uring=on`'s error.
+    /// Why the ring could not be set up, for `uring=on`'s error.
     static func setupRefused(_ errno: Int32) -> String {
-        "io_uring_setup is refused to this process (\(String(cString: strerror(errno)))): see the sysctl kernel.io_uring_disabled, or a seccomp filter such as a container's; mount with uring=off or uring=auto"
+        if errno != EPERM && errno != EACCES {
+            return "not every CPU's queue got a ring worker (\(String(cString: strerror(errno)))): see the limits on open files, threads and locked memory (ulimit -n, -u, -l; a cgroup's pids.max); mount with uring=off or uring=auto"
+        }
+        return "io_uring_setup is refused to this process (\(String(cString: strerror(errno)))): see the sysctl kernel.io_uring_disabled, or a seccomp filter such as a container's; mount with uring=off or uring=auto"
     }
 }

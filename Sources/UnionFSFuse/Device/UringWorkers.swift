@@ -11,10 +11,11 @@ import UnionFSCore
 /// queue of the CPU its caller runs on (`fuse_uring_task_to_queue`), and switches the
 /// connection to the ring only once every queue has an entry registered (`is_ring_ready`).
 /// Until then the kernel holds every new request (`fuse_block_alloc`: a stat of the mount
-/// waited for good when no worker could set up its ring), which is why the handshake asks
-/// for the ring only when this process may set one up (`unionfs_uring_probe`). FORGET,
-/// INTERRUPT and notifications always come through `/dev/fuse` (`fuse_io_uring_ops` keeps
-/// `fuse_dev_queue_forget`/`_interrupt`), so the device workers keep running. An entry is two buffers the kernel writes into: the header
+/// waited for good when no worker could set up its ring), which is why the workers set up
+/// their rings before the handshake, and it asks for the ring only when every queue has one
+/// (`RingQueues`). FORGET, INTERRUPT and notifications always come through `/dev/fuse`
+/// (`fuse_io_uring_ops` keeps `fuse_dev_queue_forget`/`_interrupt`), so the device workers
+/// keep running. An entry is two buffers the kernel writes into: the header
 /// (`fuse_uring_req_header`: in_out[128] with `fuse_in_header`, op_in[128] with the opcode's
 /// fixed argument `in_args[0]`, `ring_ent_in_out` {flags, commit_id, payload_sz, padding,
 /// reserved}) and the payload (the remaining arguments, at least max(8 KiB, max_write,
@@ -93,27 +94,32 @@ final class UringWorker: @unchecked Sendable {
         }
     }
 
-    /// Registers `depth` entries of `payloadSize` bytes and serves them until each has ended.
-    func run(depth: Int, payloadSize: Int) {
+    /// Sets up the worker's ring and tells `queues`; then, once the handshake agreed to the
+    /// ring, registers `depth` entries of the agreed payload size and serves them until each
+    /// has ended. When it did not, the ring is closed unused.
+    func run(depth: Int, queues: RingQueues) {
         _ = unionfs_affinity_get(&home)
         _ = unionfs_pin_to_cpu(Int32(qid))  // an offline CPU's queue is served from anywhere
+        var size: UInt32 = 1
+        while size < UInt32(depth) { size <<= 1 }
+        let e = unionfs_uring_init(&ring, size)
+        queues.setUp(queue: Int(qid), error: -e)
+        guard e == 0 else { return }
+        defer { unionfs_uring_exit(&ring) }
+        guard let payloadSize = queues.awaitDecision() else { return }
+        loop.stats.ringWorkers.add(1, ordering: .relaxed)
+        if ring.deferred != 0 { loop.stats.ringDeferred.add(1, ordering: .relaxed) }
         defer {
-            // A worker the kernel refused serves nothing (with none registered for a CPU, the
-            // ring is never ready and the kernel holds the mount's requests): say so, and do
-            // not count it as serving.
+            // A worker the kernel refused serves nothing: say so, do not count it as serving,
+            // and end the session if its queue has no worker left (`DeviceLoop.ringWorkerFailed`).
             if failure != 0 {
                 loop.stats.ringWorkers.subtract(1, ordering: .relaxed)
                 if ring.deferred != 0 { loop.stats.ringDeferred.subtract(1, ordering: .relaxed) }
                 let line = "unionfs-swift: an io_uring worker of queue \(qid) is not serving (errno \(failure))\n"
                 _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
+                loop.ringWorkerFailed(queue: Int(qid), errno: failure)
             }
         }
-        var size: UInt32 = 1
-        while size < UInt32(depth) { size <<= 1 }
-        let e = unionfs_uring_init(&ring, size)
-        guard e == 0 else { failure = -e; return }
-        defer { unionfs_uring_exit(&ring) }
-        if ring.deferred != 0 { loop.stats.ringDeferred.add(1, ordering: .relaxed) }
         threadID = Sys.threadID()
         let idleWait = loop.idleWait
         idleWait?.join(self)

@@ -125,7 +125,7 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Serves requests with `threads` workers until unmounted: 0 then, 1 when the kernel's
-    /// INIT could not be agreed.
+    /// INIT could not be agreed or a CPU queue of the ring was left with no worker.
     public func run(threads: Int) -> Int32 {
         signalWatcher?.start(onStats: { [unowned self] in self.writeStats() }, onEnd: { [unowned self] in self.unmountNow() })
         defer {
@@ -136,9 +136,11 @@ public final class FuseSession: @unchecked Sendable {
             unlink(path)
             unlink(path + ".tmp")
         }
-        return DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
-                          uring: connection.fileSystem.options.uring,
-                          uringIdle: connection.fileSystem.options.uringIdle, readahead: readahead).run(threads: threads)
+        let loop = DeviceLoop(connection: connection, fd: fuse_session_fd(session), stats: stats, debug: debug,
+                              uring: connection.fileSystem.options.uring,
+                              uringIdle: connection.fileSystem.options.uringIdle, readahead: readahead)
+        loop.onRingLost = { [unowned self] in self.unmountNow() }
+        return loop.run(threads: threads)
     }
 
     /// The counters as a table (`unionfs-swift stats`).

@@ -221,6 +221,48 @@ final class UringTransportTests: MountTestCase {
         }
     }
 
+    /// A ring worker needs two descriptors (a clone of /dev/fuse and its ring) and a thread.
+    /// Under a low descriptor limit not every CPU's queue got one, the kernel agreed to the ring
+    /// all the same, and a read of the mount waited for good (a `cat` hung at nofile 8 and
+    /// 10). Now the workers set up their rings before INIT, which asks for the ring only when
+    /// each queue has one: at every limit the mount serves (the ring, or /dev/fuse saying why)
+    /// or does not mount; and `uring=on` fails where `auto` fell back, leaving no mount.
+    func testALimitThatLeavesAQueueWithoutARingWorkerNeverHangs() throws {
+        XCTAssertTrue(UringTestMode.setParameter(true))
+        try fx.layer("low").file("f", "x")
+        var short: Int?, served = false
+        for limit in stride(from: 8, through: 40, by: 2) {
+            let launcher = ["/usr/bin/prlimit", "--nofile=\(limit):\(limit)", "--"]
+            guard let m = try? fuseMount(lowerdirOption(["low"]) + ",uring=auto", name: "auto\(limit)",
+                                         launcher: launcher, timeout: 10) else { continue }
+            let read = try Run.program("/bin/cat", [m.mountPoint + "/f"], timeout: 10)
+            XCTAssertFalse(read.timedOut, "nofile=\(limit): a read of the mount hung")
+            // SIGUSR1 writes the stats to the log too (the daemon may have no descriptor left
+            // for its stats file, which `unionfs-swift stats` waits for).
+            kill(m.process.pid, SIGUSR1)
+            let deadline = Date().addingTimeInterval(5)
+            while !m.log.contains("transport: ") && Date() < deadline { usleep(10_000) }
+            let report = m.log
+            if report.contains("transport: /dev/fuse (not io_uring: not every CPU's queue got a ring worker") {
+                short = short ?? limit
+            } else {
+                XCTAssertTrue(report.contains("transport: io_uring"), "nofile=\(limit): \(report)")
+                served = true
+            }
+            m.stop()
+        }
+        XCTAssertTrue(served, "the ring served at no limit up to 40")
+        guard let short else { return XCTFail("no limit from 8 to 40 left a queue without a ring worker") }
+        let mnt = try makeDir("on")
+        let on = try Run.program("/usr/bin/prlimit", ["--nofile=\(short):\(short)", "--", TestEnvironment.binary, "-f",
+                                                      "-o", lowerdirOption(["low"]) + ",uring=on", mnt], timeout: 15)
+        XCTAssertFalse(on.timedOut, "uring=on at nofile=\(short) hung")
+        XCTAssertEqual(on.status, 1)
+        XCTAssertTrue(on.stderr.contains("uring=on: not every CPU's queue got a ring worker (Too many open files)"), on.stderr)
+        XCTAssertFalse(on.stderr.contains("failed to unmount"), on.stderr)
+        XCTAssertFalse(MountTable.isMounted(mnt, fsTypePrefix: "fuse"), "uring=on left a mount behind")
+    }
+
     /// Mounts a one-file layer with `uring` and the fuse module's parameter set to
     /// `parameter`, reads the file through it, and returns the mount and its stats.
     private func deviceMount(uring: String, parameter: Bool) throws -> (FuseMount, String) {
