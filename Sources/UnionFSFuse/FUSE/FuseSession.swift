@@ -50,6 +50,10 @@ public final class FuseSession: @unchecked Sendable {
                                      + "/sys/class/bdi, which only root may write, and this process runs \(Privilege.current)")
         }
         try MountAccess.check(fuseOptions: fuseOptions)
+        // Absolute: libfuse unmounts by this path, and `fuse_daemonize` moves the daemon to /
+        // even in the foreground (a relative one then named nothing: the unmount of a failed
+        // session said ENOENT and left a dead mount behind).
+        let mountpoint = Self.absolute(mountpoint)
         self.debug = debug
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
@@ -101,6 +105,15 @@ public final class FuseSession: @unchecked Sendable {
             return "FUSE passthrough needs Linux 6.9 or later, this kernel is \(release)"
         }
         return nil
+    }
+
+    /// `path` from the working directory, without resolving it (a dead mount there cannot be
+    /// stat'ed, and the kernel resolves symlinks when it mounts).
+    static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        let base = String(cString: cwd)
+        return base == "/" ? "/" + path : base + "/" + path
     }
 
     static func escape(_ option: String) -> String {

@@ -39,4 +39,27 @@ final class BackgroundDaemonTests: MountTestCase {
             MountTable.forceUnmount(mnt)
         }
     }
+
+    /// SIGTERM unmounts a daemon mounted at a relative path. libfuse unmounts by the path it
+    /// mounted, and `fuse_daemonize` moves the daemon to /: the unmount named nothing (ENOENT),
+    /// so the daemon went on serving and the mount stayed.
+    func testSIGTERMUnmountsARelativeMountpoint() throws {
+        try fx.layer("low").file("f", "x")
+        let name = "rel-" + UUID().uuidString.prefix(8)
+        let mnt = try makeDir(name)
+        addDetachedMountCleanup(mnt)
+        let options = UringTestMode.apply(to: lowerdirOption(["low"]))
+        let r = try Run.program("/bin/sh", ["-c", "cd '\(tmp)' && exec '\(TestEnvironment.binary)' -o '\(options)' \(name)"], timeout: 15)
+        XCTAssertEqual(r.status, 0, "mount failed: \(r.stderr)")
+        guard MountTable.wait(for: mnt, mounted: true, fsTypePrefix: "fuse", timeout: 10) else {
+            return XCTFail("nothing mounted at \(mnt)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: mnt + "/f", encoding: .utf8), "x")
+        let daemons = processes(mentioning: String(name))
+        XCTAssertEqual(daemons.count, 1, "\(daemons)")
+        for pid in daemons { kill(pid, SIGTERM) }
+        XCTAssertTrue(MountTable.wait(for: mnt, mounted: false, fsTypePrefix: "fuse", timeout: 10),
+                      "the daemon did not unmount \(name) on SIGTERM")
+        XCTAssertTrue(waitForDaemonExit(mentioning: String(name)), "the daemon still runs after SIGTERM")
+    }
 }
