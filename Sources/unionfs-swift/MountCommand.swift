@@ -74,7 +74,7 @@ enum MountPreflight {
         let session = try FuseSession(fileSystem: fs, mountpoint: mountpoint,
                                       fuseOptions: plan.fuseOptions, debug: plan.debug)
         session.installSignalHandlers()
-        session.daemonize(foreground: foreground || plan.debug)
+        try session.daemonize(foreground: foreground || plan.debug)
         // After the fork: the serving process's own context (the whole daemon, here).
         do { try plan.enterServingContext() } catch { Sys.umask(plan.umask) }
         let rc = session.run(threads: plan.threads)

@@ -133,8 +133,13 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Detaches from the terminal (forks) unless `foreground`. Call before any thread starts.
-    public func daemonize(foreground: Bool) {
-        _ = fuse_daemonize(foreground ? 1 : 0)
+    /// Throws when it cannot (libfuse said why on stderr: no pipe or process under a limit):
+    /// serving on in the foreground would leave the caller, who waits for the mount command to
+    /// return, waiting; the session unmounts as it goes.
+    public func daemonize(foreground: Bool) throws(ConfigurationError) {
+        guard fuse_daemonize(foreground ? 1 : 0) == 0 else {
+            throw ConfigurationError("cannot go to the background (see the message above); nothing stays mounted")
+        }
     }
 
     /// Serves requests with `threads` workers until unmounted: 0 then, 1 when the kernel's

@@ -62,4 +62,27 @@ final class BackgroundDaemonTests: MountTestCase {
                       "the daemon did not unmount \(name) on SIGTERM")
         XCTAssertTrue(waitForDaemonExit(mentioning: String(name)), "the daemon still runs after SIGTERM")
     }
+
+    /// A daemon that cannot go to the background (`fuse_daemonize` needs a pipe and a fork)
+    /// fails and unmounts. It served on in the foreground instead, and the mount command,
+    /// which its caller waits for, did not return (at nofile 8).
+    func testADaemonThatCannotForkFailsAndLeavesNoMount() throws {
+        try fx.layer("low").file("f", "x")
+        var refused = false
+        for limit in 6...12 {
+            let mnt = try makeDir("mnt\(limit)")
+            addDetachedMountCleanup(mnt)
+            let r = try Run.program("/usr/bin/prlimit", ["--nofile=\(limit):\(limit)", "--", TestEnvironment.binary,
+                                                         "-o", UringTestMode.apply(to: lowerdirOption(["low"])), mnt], timeout: 15)
+            XCTAssertFalse(r.timedOut, "nofile=\(limit): the mount command did not return")
+            if r.status == 0 {
+                XCTAssertTrue(MountTable.wait(for: mnt, mounted: true, fsTypePrefix: "fuse", timeout: 10), "nofile=\(limit)")
+                MountTable.forceUnmount(mnt)
+            } else {
+                refused = refused || r.stderr.contains("cannot go to the background")
+                XCTAssertFalse(MountTable.isMounted(mnt, fsTypePrefix: "fuse"), "nofile=\(limit): failed and left a mount: \(r.stderr)")
+            }
+        }
+        XCTAssertTrue(refused, "no limit from 6 to 12 kept the daemon from going to the background")
+    }
 }
