@@ -13,6 +13,8 @@ struct UnionFSCommand: ParsableCommand {
           unionfs-swift [-f] [-d] [-s] -o OPTIONS MOUNTPOINT
           unionfs-swift SOURCE MOUNTPOINT -o OPTIONS  (as mount.fuse3 calls it)
         -f: foreground, -d: foreground with a trace, -s: one thread.
+        Without -f the command returns once the daemon serves (status 0), or once it
+        gave up and unmounted (status 1, saying why).
         Unmount with: fusermount3 -u MOUNTPOINT
 
         """ + MountCommand.optionsHelp,

@@ -25,6 +25,9 @@ final class DeviceLoop: @unchecked Sendable {
     /// Why not every queue has a ring worker ready (the errno: `io_uring_setup` refused, or no
     /// descriptor or thread for a worker), or 0; the handshake then does not ask for the ring.
     private(set) var ringSetupError: Int32 = 0
+    /// Called once INIT was agreed and the transport chosen, before the first request is
+    /// served (`FuseSession.daemonize`: the waiting parent then exits 0).
+    var onServing: (() -> Void)?
     /// Called when a queue is left with no ring worker after the ring was agreed: ends the
     /// session (`FuseSession` unmounts).
     var onRingLost: (() -> Void)?
@@ -91,6 +94,7 @@ final class DeviceLoop: @unchecked Sendable {
             _ = Array(line.utf8).withUnsafeBytes { try? Sys.write(STDERR_FILENO, $0) }
             return 1
         }
+        onServing?()
         connection.prober.start()
         defer { connection.prober.stop() }
         let fs = connection.fileSystem
@@ -121,7 +125,7 @@ final class DeviceLoop: @unchecked Sendable {
         }
         if channels.isEmpty { channels.append(DeviceChannel(fd: fd, ownsDescriptor: false, maxRead: Int(agreement.maxWrite), stats: stats)) }
         // Every channel gets a thread of its own, the first too, and this thread only waits.
-        // In the background this thread is the one that forked (`fuse_daemonize`), and Swift's
+        // In the background this thread is the one that forked (`FuseSession.daemonize`), and Swift's
         // `Mutex` locks with a thread id cached per thread: here it is still the parent's.
         // Held by this thread, a lock another worker waits on names an owner the kernel cannot
         // find (FUTEX_LOCK_PI: ESRCH), and the daemon traps. Threads made after the fork are right.

@@ -30,6 +30,8 @@ public final class FuseSession: @unchecked Sendable {
     /// option, or when the mount cannot be found (said on stderr).
     private var readahead: MountReadahead?
     private let debug: Bool
+    /// After `daemonize` forked: the pipe the parent waits on until the daemon serves, or -1.
+    private var readyPipe: Int32 = -1
 
     /// Mounts `fileSystem` at `mountpoint` with extra mount options (`-o` style, comma-joined).
     public init(fileSystem: UnionFileSystem, mountpoint: String, fuseOptions: [String],
@@ -50,9 +52,9 @@ public final class FuseSession: @unchecked Sendable {
                                      + "/sys/class/bdi, which only root may write, and this process runs \(Privilege.current)")
         }
         try MountAccess.check(fuseOptions: fuseOptions)
-        // Absolute: libfuse unmounts by this path, and `fuse_daemonize` moves the daemon to /
-        // even in the foreground (a relative one then named nothing: the unmount of a failed
-        // session said ENOENT and left a dead mount behind).
+        // Absolute: libfuse unmounts by this path, and `daemonize` moves the daemon to /, in
+        // the foreground too (a relative one then named nothing: SIGTERM left the mount up, and
+        // the unmount of a failed session said ENOENT and left a dead mount behind).
         let mountpoint = Self.absolute(mountpoint)
         self.debug = debug
         self.fileSystem = fileSystem
@@ -133,13 +135,55 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Detaches from the terminal (forks) unless `foreground`. Call before any thread starts.
-    /// Throws when it cannot (libfuse said why on stderr: no pipe or process under a limit):
-    /// serving on in the foreground would leave the caller, who waits for the mount command to
-    /// return, waiting; the session unmounts as it goes.
+    ///
+    /// The parent waits until the daemon serves (INIT agreed, transport chosen: `run`) and
+    /// exits 0, or until the daemon exits without serving and exits 1, after the daemon
+    /// unmounted and said why on the caller's stderr. (libfuse's `fuse_daemonize` let the
+    /// parent exit 0 before INIT, so `uring=on` or `passthrough=on` refused at INIT made the
+    /// command succeed and the mount vanish, its message sent to /dev/null.) Throws when the
+    /// pipe or the fork is refused (a limit on descriptors or processes); the session then
+    /// unmounts. Both processes move to / (the mountpoint is absolute, `init`).
     public func daemonize(foreground: Bool) throws(ConfigurationError) {
-        guard fuse_daemonize(foreground ? 1 : 0) == 0 else {
-            throw ConfigurationError("cannot go to the background (see the message above); nothing stays mounted")
+        _ = chdir("/")
+        guard !foreground else { return }
+        var ends: [Int32] = [-1, -1]
+        // Close-on-exec, so no helper (fusermount3) holds the parent waiting.
+        guard pipe(&ends) == 0, fcntl(ends[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(ends[1], F_SETFD, FD_CLOEXEC) == 0 else {
+            throw ConfigurationError("cannot go to the background: pipe: \(String(cString: strerror(errno))); nothing stays mounted")
         }
+        let child = fork()
+        if child < 0 {
+            let e = errno
+            close(ends[0])
+            close(ends[1])
+            throw ConfigurationError("cannot go to the background: fork: \(String(cString: strerror(e))); nothing stays mounted")
+        }
+        if child > 0 {
+            // The parent: one byte when the daemon serves; end of file when it exited.
+            close(ends[1])
+            var served: UInt8 = 0
+            var n: Int
+            repeat { n = read(ends[0], &served, 1) } while n < 0 && errno == EINTR
+            _exit(n == 1 ? 0 : 1)
+        }
+        close(ends[0])
+        _ = setsid()
+        readyPipe = ends[1]
+    }
+
+    /// Tells the waiting parent the daemon serves, and lets go of the caller's terminal or
+    /// pipe (stdin, stdout and stderr become /dev/null), as a background daemon does.
+    private func reportServing() {
+        guard readyPipe >= 0 else { return }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        if null >= 0 {
+            for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] { dup2(null, fd) }
+            close(null)
+        }
+        var served: UInt8 = 1
+        _ = write(readyPipe, &served, 1)
+        close(readyPipe)
+        readyPipe = -1
     }
 
     /// Serves requests with `threads` workers until unmounted: 0 then, 1 when the kernel's
@@ -158,6 +202,7 @@ public final class FuseSession: @unchecked Sendable {
                               uring: connection.fileSystem.options.uring,
                               uringIdle: connection.fileSystem.options.uringIdle, readahead: readahead)
         loop.onRingLost = { [unowned self] in self.unmountNow() }
+        loop.onServing = { [unowned self] in self.reportServing() }
         return loop.run(threads: threads)
     }
 

@@ -41,7 +41,7 @@ final class BackgroundDaemonTests: MountTestCase {
     }
 
     /// SIGTERM unmounts a daemon mounted at a relative path. libfuse unmounts by the path it
-    /// mounted, and `fuse_daemonize` moves the daemon to /: the unmount named nothing (ENOENT),
+    /// mounted, and going to the background moves the daemon to /: the unmount named nothing (ENOENT),
     /// so the daemon went on serving and the mount stayed.
     func testSIGTERMUnmountsARelativeMountpoint() throws {
         try fx.layer("low").file("f", "x")
@@ -63,7 +63,7 @@ final class BackgroundDaemonTests: MountTestCase {
         XCTAssertTrue(waitForDaemonExit(mentioning: String(name)), "the daemon still runs after SIGTERM")
     }
 
-    /// A daemon that cannot go to the background (`fuse_daemonize` needs a pipe and a fork)
+    /// A daemon that cannot go to the background (it needs a pipe and a fork)
     /// fails and unmounts. It served on in the foreground instead, and the mount command,
     /// which its caller waits for, did not return (at nofile 8).
     func testADaemonThatCannotForkFailsAndLeavesNoMount() throws {

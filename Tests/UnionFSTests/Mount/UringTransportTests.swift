@@ -261,6 +261,13 @@ final class UringTransportTests: MountTestCase {
         XCTAssertTrue(on.stderr.contains("uring=on: not every CPU's queue got a ring worker (Too many open files)"), on.stderr)
         XCTAssertFalse(on.stderr.contains("failed to unmount"), on.stderr)
         XCTAssertFalse(MountTable.isMounted(mnt, fsTypePrefix: "fuse"), "uring=on left a mount behind")
+        // In the background too: the command waits until the daemon serves or gave up, so its
+        // status and message reach the caller (they went to /dev/null after a status of 0).
+        let background = try Run.program("/usr/bin/prlimit", ["--nofile=\(short):\(short)", "--", TestEnvironment.binary,
+                                                              "-o", lowerdirOption(["low"]) + ",uring=on", mnt], timeout: 15)
+        XCTAssertEqual(background.status, 1, "uring=on refused after forking: \(background.stderr)")
+        XCTAssertTrue(background.stderr.contains("uring=on: not every CPU's queue got a ring worker"), background.stderr)
+        XCTAssertFalse(MountTable.isMounted(mnt, fsTypePrefix: "fuse"), "uring=on in the background left a mount behind")
     }
 
     /// Mounts a one-file layer with `uring` and the fuse module's parameter set to
